@@ -1,0 +1,77 @@
+"""The nightly flow: one Prefect task per region, each a call into the library."""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+
+from pipeline.config import RunConfig
+from pipeline.errors import RetriableAwsError
+from pipeline.extract import AwsSettings
+from pipeline.ingest import RegionResult, RunSummary, failed_result, ingest_region, plan_run
+from pipeline.lake import Lake
+
+
+def _retriable(task, task_run, state) -> bool:  # noqa: ANN001 (Prefect's hook signature)
+    """Retry a region only for throttling, 5xx and connection trouble."""
+    try:
+        state.result()
+    except RetriableAwsError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(
+    name="ingest-region",
+    task_run_name="{account_id}/{region}",
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=10),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=_retriable,
+    cache_policy=NO_CACHE,
+)
+def ingest_region_task(
+    settings: AwsSettings, lake: Lake, run_id: str, account_id: str, region: str
+) -> RegionResult:
+    return ingest_region(settings, lake, run_id, account_id, region)
+
+
+@flow(name="ssm-etl-nightly", validate_parameters=False)
+def nightly(
+    lake: str,
+    regions: list[str],
+    account_id: str | None = None,
+    profile: str | None = None,
+    endpoint_url: str | None = None,
+) -> RunSummary:
+    """Export every region's Run Command history into the lake.
+
+    Regions fail independently: a region that still fails after its retries
+    is recorded as failed and the others are committed all the same.
+    """
+    logger = get_run_logger()
+    config = RunConfig(lake=lake, regions=tuple(regions), account_id=account_id, profile=profile)
+    settings = AwsSettings(profile=profile, endpoint_url=endpoint_url)
+    target = Lake.create(config.lake)
+    with target.lock():
+        plan = plan_run(config, settings)
+        logger.info(
+            "run %s: account %s, %d regions", plan.run_id, plan.account_id, len(plan.regions)
+        )
+        futures = {
+            region: ingest_region_task.submit(
+                settings, target, plan.run_id, plan.account_id, region
+            )
+            for region in plan.regions
+        }
+        summary = RunSummary(plan.run_id)
+        for region, future in futures.items():
+            try:
+                summary.results.append(future.result())
+            except Exception as exc:  # the region failed for good; the others stand
+                summary.results.append(failed_result(plan.account_id, region, exc))
+    logger.info("%s", summary.render())
+    return summary

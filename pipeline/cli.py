@@ -1,0 +1,188 @@
+"""`ssm-etl`: parse arguments, call the library or the flow, map errors to exit codes.
+
+Exit codes: 0 success, 1 some region (or the run) failed, 2 usage or
+configuration error, 3 the lake is held by another run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+from . import __version__
+from .config import RunConfig, check_account_id, parse_regions
+from .errors import ConfigError, SsmEtlError
+from .lake import Lake
+
+DEFAULT_DEMO_LAKE = "./demo-lake"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on usage errors already; keep its message to one line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"ssm-etl: error: {message} (see --help)\n")
+
+
+def _iso_datetime(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 timestamp: {text!r}") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"timestamp needs a zone, e.g. {text}Z")
+    return moment
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="ssm-etl",
+        description="Export AWS SSM Run Command history into a Parquet lake with DuckDB views.",
+    )
+    parser.add_argument("--version", action="version", version=f"ssm-etl {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser(
+        "run",
+        help="the nightly job: export every region's invocations into the lake",
+        description="Walk ListCommandInvocations in each region and commit it to the lake. "
+        "Credentials, profiles and endpoints come from the standard AWS configuration "
+        "(AWS_PROFILE, AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_SSM, ...).",
+    )
+    run.add_argument(
+        "--regions",
+        required=True,
+        help="comma-separated region names, or 'all' (EC2 DescribeRegions)",
+    )
+    run.add_argument("--lake", required=True, help="lake directory (created if missing)")
+    run.add_argument("--account-id", help="skip STS GetCallerIdentity and use this account id")
+    run.add_argument("--profile", help="AWS profile name (default: the standard chain)")
+    run.add_argument("--endpoint-url", help="send every AWS call here (e.g. the emulator)")
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the real flow against the embedded emulator, offline",
+        description="Start the emulator on a free loopback port, run the nightly flow over its "
+        "regions with no AWS credentials or network, and print a compliance summary.",
+    )
+    demo.add_argument(
+        "--lake", default=DEFAULT_DEMO_LAKE, help="lake directory (default %(default)s)"
+    )
+    demo.add_argument("--seed", type=int, default=7, help="fleet seed (default %(default)s)")
+
+    emulator = commands.add_parser(
+        "emulator",
+        help="serve the local SSM/STS/EC2 endpoint standalone",
+        description="Serve the emulator until interrupted. Point boto3 or the AWS CLI at the "
+        "printed URL with --endpoint-url or AWS_ENDPOINT_URL; any credentials are accepted.",
+    )
+    emulator.add_argument("--host", default="127.0.0.1", help="bind address (default %(default)s)")
+    emulator.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    emulator.add_argument("--seed", type=int, default=7, help="fleet seed (default %(default)s)")
+    emulator.add_argument("--account-id", default="123456789012", help="the caller's account id")
+    emulator.add_argument(
+        "--regions", default=None, help="regions that have a fleet (default: three regions)"
+    )
+    emulator.add_argument("--instances", type=int, default=None, help="instances per region")
+    emulator.add_argument(
+        "--now", type=_iso_datetime, default=None, help="fix the clock (ISO-8601), default: now"
+    )
+
+    sql = commands.add_parser(
+        "sql",
+        help="run SQL over the lake's views",
+        description="Run one SQL query over the views (invocations, command_plugins, "
+        "compliance_daily, ...). JSON output is a list of objects with ISO-8601 UTC timestamps.",
+    )
+    sql.add_argument("--lake", required=True, help="lake directory")
+    sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    sql.add_argument("query", help="the SQL query")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = RunConfig(
+        lake=args.lake,
+        regions=parse_regions(args.regions),
+        account_id=check_account_id(args.account_id) if args.account_id else None,
+        profile=args.profile,
+        endpoint_url=args.endpoint_url,
+    )
+    Lake.check_location(config.lake)
+    from flows.nightly import nightly  # Prefect is imported only for the commands that run it
+
+    summary = nightly(
+        lake=config.lake,
+        regions=list(config.regions),
+        account_id=config.account_id,
+        profile=config.profile,
+        endpoint_url=config.endpoint_url,
+    )
+    print(summary.render())
+    return summary.exit_code
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from flows.demo import run_demo
+
+    Lake.check_location(args.lake)
+    return run_demo(args.lake, seed=args.seed)
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    from .emulator import Emulator, FleetSpec
+
+    options: dict[str, object] = {
+        "seed": args.seed,
+        "account_id": check_account_id(args.account_id),
+    }
+    if args.regions:
+        options["regions"] = parse_regions(args.regions)
+    if args.instances is not None:
+        if args.instances < 1:
+            raise ConfigError("--instances must be at least 1")
+        options["instances_per_region"] = args.instances
+    if args.now is not None:
+        options["now"] = args.now
+    emulator = Emulator(FleetSpec(**options), host=args.host, port=args.port)  # type: ignore[arg-type]
+    emulator.start()
+    print(f"ssm-etl emulator listening on {emulator.url}", flush=True)
+    print(
+        f"  try: aws ssm list-command-invocations --details --endpoint-url {emulator.url}",
+        flush=True,
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
+    return 0
+
+
+def _sql(args: argparse.Namespace) -> int:
+    from .query import render, run_query
+
+    print(render(run_query(Lake.open(args.lake), args.query), args.format))
+    return 0
+
+
+COMMANDS = {"run": _run, "demo": _demo, "emulator": _emulator, "sql": _sql}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except SsmEtlError as exc:
+        message = " ".join(str(exc).split())
+        print(f"ssm-etl: error: {message}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

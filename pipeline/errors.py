@@ -1,0 +1,46 @@
+"""One error hierarchy; the class says what the runner does with it."""
+
+from __future__ import annotations
+
+
+class SsmEtlError(Exception):
+    """Base of every error this project raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(SsmEtlError):
+    """Bad flags, config or environment: nothing is written, the CLI exits 2."""
+
+    exit_code = 2
+
+
+class LakeBusyError(SsmEtlError):
+    """Another run holds the lake; the CLI exits 3."""
+
+    exit_code = 3
+
+
+class AwsError(SsmEtlError):
+    """An AWS call failed. `code` is AWS's error code, `region` where it happened."""
+
+    def __init__(self, message: str, *, code: str = "", region: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.region = region
+
+
+class RetriableAwsError(AwsError):
+    """Throttling, 5xx, connection trouble: retry with backoff, resume from the last token."""
+
+
+class FatalAwsError(AwsError):
+    """Access denied, disabled region, invalid request: fail this region, keep the others."""
+
+
+class BadRecordError(SsmEtlError):
+    """One API record that cannot be flattened: quarantine it, keep the rest of the page."""
+
+    def __init__(self, message: str, record: object = None) -> None:
+        super().__init__(message)
+        self.record = record

@@ -1,0 +1,200 @@
+"""Walk ListCommandInvocations with boto3, region by region.
+
+boto3/botocore keep doing what they are good at: credentials, signing,
+endpoint resolution (including AWS_ENDPOINT_URL*), retries. Only the response
+parsing of the hot call is replaced: botocore spends most of a page in its
+per-value timestamp parsing and fails a whole page on one bad timestamp,
+while `json.loads` is several times faster and lets the flattener set aside
+a single malformed record. Errors still go through botocore's own parser.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
+)
+from botocore.parsers import ResponseParserFactory
+
+from .errors import AwsError, ConfigError, FatalAwsError, RetriableAwsError
+
+PAGE_SIZE = 50
+"""The API's maximum; fewer round trips is the whole game when throttled."""
+
+_RAW_OPERATIONS = {"ListCommandInvocationsResult"}
+_RETRIABLE_CODES = {
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "InternalServerError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "RequestTimeout",
+}
+
+
+class _RawJsonParser:
+    """Decodes successful ListCommandInvocations bodies with json.loads."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+
+    def parse(self, response: dict[str, Any], shape: Any) -> dict[str, Any]:
+        if response["status_code"] >= 300 or shape is None or shape.name not in _RAW_OPERATIONS:
+            return self._inner.parse(response, shape)
+        body = json.loads(response["body"] or b"{}")
+        headers = response["headers"]
+        parsed = {
+            "CommandInvocations": body.get("CommandInvocations") or [],
+            "ResponseMetadata": {
+                "RequestId": headers.get("x-amzn-requestid", ""),
+                "HTTPStatusCode": response["status_code"],
+                "HTTPHeaders": headers,
+            },
+        }
+        if body.get("NextToken"):
+            parsed["NextToken"] = body["NextToken"]
+        return parsed
+
+
+class _RawParserFactory(ResponseParserFactory):
+    def create_parser(self, protocol_name: str) -> Any:
+        parser = super().create_parser(protocol_name)
+        return _RawJsonParser(parser) if protocol_name == "json" else parser
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    """How to reach AWS. Picklable, so a worker process can rebuild its own session.
+
+    Credentials are deliberately absent: they always come from boto3's chain
+    (environment, profile, SSO, instance role).
+    """
+
+    profile: str | None = None
+    endpoint_url: str | None = None
+    raw_parsing: bool = True
+    max_attempts: int = 10
+    read_timeout: float = 60.0
+    extra_client_config: dict[str, Any] = field(default_factory=dict)
+
+    def session(self) -> boto3.Session:
+        core = botocore.session.get_session()
+        if self.raw_parsing:
+            core.register_component("response_parser_factory", _RawParserFactory())
+        try:
+            return boto3.Session(profile_name=self.profile, botocore_session=core)
+        except BotoCoreError as exc:
+            raise ConfigError(str(exc)) from exc
+
+    def client(self, session: boto3.Session, service: str, region: str) -> Any:
+        config = Config(
+            retries={"mode": "adaptive", "max_attempts": self.max_attempts},
+            read_timeout=self.read_timeout,
+            connect_timeout=10,
+            **self.extra_client_config,
+        )
+        return session.client(
+            service, region_name=region, endpoint_url=self.endpoint_url, config=config
+        )
+
+
+def aws_error(exc: Exception, region: str) -> AwsError:
+    """Translate a botocore failure into the project's error classes."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", "Unknown"))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        message = f"{code}: {error.get('Message', '')}".rstrip(": ")
+        retriable = code in _RETRIABLE_CODES or status >= 500
+        cls = RetriableAwsError if retriable else FatalAwsError
+        return cls(message, code=code, region=region)
+    if isinstance(exc, NoCredentialsError):
+        return FatalAwsError(str(exc), code="NoCredentials", region=region)
+    if isinstance(exc, BotoConnectionError | ReadTimeoutError):
+        return RetriableAwsError(str(exc), code=type(exc).__name__, region=region)
+    return FatalAwsError(str(exc), code=type(exc).__name__, region=region)
+
+
+def iso_utc(moment: datetime) -> str:
+    """The filter format ListCommandInvocations accepts."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclass
+class Page:
+    records: list[Any]
+    next_token: str | None
+
+
+def iter_pages(
+    client: Any,
+    *,
+    invoked_after: datetime | None = None,
+    invoked_before: datetime | None = None,
+    page_size: int = PAGE_SIZE,
+) -> Iterator[Page]:
+    """Yield every page of ListCommandInvocations (Details=true), newest first.
+
+    botocore retries each request in place (same NextToken), so a throttled or
+    failed page resumes where it was rather than restarting the region. A
+    NextToken seen twice would loop forever; it fails the region instead.
+    """
+    filters = []
+    if invoked_after is not None:
+        filters.append({"key": "InvokedAfter", "value": iso_utc(invoked_after)})
+    if invoked_before is not None:
+        filters.append({"key": "InvokedBefore", "value": iso_utc(invoked_before)})
+    request: dict[str, Any] = {"Details": True, "MaxResults": page_size}
+    if filters:
+        request["Filters"] = filters
+    seen_tokens: set[str] = set()
+    token: str | None = None
+    while True:
+        if token is not None:
+            request["NextToken"] = token
+        response = client.list_command_invocations(**request)
+        token = response.get("NextToken") or None
+        yield Page(records=response.get("CommandInvocations") or [], next_token=token)
+        if token is None:
+            return
+        if token in seen_tokens:
+            raise FatalAwsError(
+                "ListCommandInvocations returned the same NextToken twice; stopping to "
+                "avoid an endless loop",
+                code="RepeatedNextToken",
+            )
+        seen_tokens.add(token)
+
+
+def caller_account(settings: AwsSettings, session: boto3.Session, region: str) -> str:
+    """The account id of the caller, from STS GetCallerIdentity."""
+    try:
+        return str(settings.client(session, "sts", region).get_caller_identity()["Account"])
+    except (ClientError, BotoCoreError) as exc:
+        raise aws_error(exc, region) from exc
+
+
+def enabled_regions(settings: AwsSettings, session: boto3.Session, region: str) -> list[str]:
+    """Regions enabled for the account (EC2 DescribeRegions without AllRegions)."""
+    try:
+        response = settings.client(session, "ec2", region).describe_regions()
+    except (ClientError, BotoCoreError) as exc:
+        raise aws_error(exc, region) from exc
+    return sorted(r["RegionName"] for r in response.get("Regions", []))

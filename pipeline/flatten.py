@@ -1,0 +1,222 @@
+"""Pure functions from ListCommandInvocations records to Arrow tables.
+
+Records arrive either from our own JSON decoding (timestamps as epoch seconds)
+or from botocore's parser (timestamps as datetimes); both flatten to the same
+values. A record that cannot be flattened is set aside with a reason rather
+than failing its page, so one malformed invocation never costs the others.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+
+from .errors import BadRecordError
+from .schema import COMMAND_PLUGINS_SCHEMA, INVOCATIONS_SCHEMA, QUARANTINE_SCHEMA
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+_MS_PER_DAY = 86_400_000
+_INT32 = (-(2**31), 2**31 - 1)
+
+
+@dataclass(frozen=True)
+class Lineage:
+    account_id: str
+    region: str
+    run_id: str
+    ingested_at_ms: int
+
+
+@dataclass
+class Rejected:
+    """A record set aside: the raw value and why."""
+
+    record: Any
+    reason: str
+
+
+@dataclass
+class FlatPage:
+    invocations: pa.Table
+    plugins: pa.Table
+    rejected: list[Rejected] = field(default_factory=list)
+
+
+def to_epoch_ms(value: Any, what: str) -> int:
+    """Epoch seconds (API wire format) or an aware datetime (botocore) to epoch ms."""
+    if isinstance(value, bool):
+        raise BadRecordError(f"{what} is not a timestamp: {value!r}")
+    if isinstance(value, int | float):
+        if value != value or abs(value) > 1e13:  # NaN or absurd
+            raise BadRecordError(f"{what} is not a timestamp: {value!r}")
+        return round(value * 1000)
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return (value - _EPOCH) // _MS
+    raise BadRecordError(f"{what} is not a timestamp: {value!r}")
+
+
+def _text(record: Mapping[str, Any], key: str) -> str | None:
+    value = record.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise BadRecordError(f"{key} is not a string: {value!r}")
+
+
+def _required_text(record: Mapping[str, Any], key: str) -> str:
+    value = _text(record, key)
+    if not value:
+        raise BadRecordError(f"{key} is missing")
+    return value
+
+
+def _struct(record: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = record.get(key)
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return value
+    raise BadRecordError(f"{key} is not an object: {value!r}")
+
+
+def _bool(record: Mapping[str, Any], key: str) -> bool | None:
+    value = record.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    raise BadRecordError(f"{key} is not a boolean: {value!r}")
+
+
+def _response_code(plugin: Mapping[str, Any]) -> int | None:
+    value = plugin.get("ResponseCode")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRecordError(f"ResponseCode is not an integer: {value!r}")
+    if not _INT32[0] <= value <= _INT32[1]:
+        raise BadRecordError(f"ResponseCode is out of int32 range: {value!r}")
+    return value
+
+
+def _optional_ms(record: Mapping[str, Any], key: str) -> int | None:
+    value = record.get(key)
+    return None if value is None else to_epoch_ms(value, key)
+
+
+def invocation_row(record: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One API record to an invocation row and its plugin rows (without lineage).
+
+    Raises BadRecordError when the record cannot be stored faithfully.
+    """
+    if not isinstance(record, Mapping):
+        raise BadRecordError(f"record is not an object: {type(record).__name__}")
+    requested_ms = to_epoch_ms(record.get("RequestedDateTime"), "RequestedDateTime")
+    requested_day = requested_ms // _MS_PER_DAY
+    notification = _struct(record, "NotificationConfig")
+    cloud_watch = _struct(record, "CloudWatchOutputConfig")
+    events = notification.get("NotificationEvents")
+    if events is not None and not (
+        isinstance(events, list) and all(isinstance(e, str) for e in events)
+    ):
+        raise BadRecordError(f"NotificationEvents is not a list of strings: {events!r}")
+    row = {
+        "command_id": _required_text(record, "CommandId"),
+        "instance_id": _required_text(record, "InstanceId"),
+        "instance_name": _text(record, "InstanceName"),
+        "comment": _text(record, "Comment"),
+        "document_name": _text(record, "DocumentName"),
+        "document_version": _text(record, "DocumentVersion"),
+        "requested_date_time": requested_ms,
+        "requested_date": requested_day,
+        "status": _text(record, "Status"),
+        "status_details": _text(record, "StatusDetails"),
+        "trace_output": _text(record, "TraceOutput"),
+        "standard_output_url": _text(record, "StandardOutputUrl"),
+        "standard_error_url": _text(record, "StandardErrorUrl"),
+        "service_role": _text(record, "ServiceRole"),
+        "notification_arn": _text(notification, "NotificationArn"),
+        "notification_events": events,
+        "notification_type": _text(notification, "NotificationType"),
+        "cloud_watch_log_group_name": _text(cloud_watch, "CloudWatchLogGroupName"),
+        "cloud_watch_output_enabled": _bool(cloud_watch, "CloudWatchOutputEnabled"),
+    }
+    plugins = record.get("CommandPlugins") or []
+    if not isinstance(plugins, list):
+        raise BadRecordError(f"CommandPlugins is not a list: {plugins!r}")
+    plugin_rows = []
+    for index, plugin in enumerate(plugins):
+        if not isinstance(plugin, Mapping):
+            raise BadRecordError(f"CommandPlugins[{index}] is not an object")
+        plugin_rows.append(
+            {
+                "command_id": row["command_id"],
+                "instance_id": row["instance_id"],
+                "requested_date": requested_day,
+                "plugin_index": index,
+                "name": _text(plugin, "Name"),
+                "status": _text(plugin, "Status"),
+                "status_details": _text(plugin, "StatusDetails"),
+                "response_code": _response_code(plugin),
+                "response_start_date_time": _optional_ms(plugin, "ResponseStartDateTime"),
+                "response_finish_date_time": _optional_ms(plugin, "ResponseFinishDateTime"),
+                "output": _text(plugin, "Output"),
+                "standard_output_url": _text(plugin, "StandardOutputUrl"),
+                "standard_error_url": _text(plugin, "StandardErrorUrl"),
+                "output_s3_region": _text(plugin, "OutputS3Region"),
+                "output_s3_bucket_name": _text(plugin, "OutputS3BucketName"),
+                "output_s3_key_prefix": _text(plugin, "OutputS3KeyPrefix"),
+            }
+        )
+    return row, plugin_rows
+
+
+def _table(rows: list[dict[str, Any]], schema: pa.Schema, lineage: Lineage) -> pa.Table:
+    constant = {
+        "account_id": lineage.account_id,
+        "region": lineage.region,
+        "run_id": lineage.run_id,
+        "ingested_at": lineage.ingested_at_ms,
+    }
+    arrays = []
+    for f in schema:
+        if f.name in constant:
+            arrays.append(pa.array([constant[f.name]] * len(rows), type=f.type))
+        else:
+            arrays.append(pa.array([r[f.name] for r in rows], type=f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def flatten_page(records: Iterable[Any], lineage: Lineage) -> FlatPage:
+    """Flatten one page of CommandInvocations into the two tables of the lake."""
+    invocations: list[dict[str, Any]] = []
+    plugins: list[dict[str, Any]] = []
+    rejected: list[Rejected] = []
+    for record in records:
+        try:
+            row, plugin_rows = invocation_row(record)
+        except BadRecordError as exc:
+            rejected.append(Rejected(record, str(exc)))
+            continue
+        invocations.append(row)
+        plugins.extend(plugin_rows)
+    return FlatPage(
+        invocations=_table(invocations, INVOCATIONS_SCHEMA, lineage),
+        plugins=_table(plugins, COMMAND_PLUGINS_SCHEMA, lineage),
+        rejected=rejected,
+    )
+
+
+def quarantine_table(rejected: list[Rejected], lineage: Lineage) -> pa.Table:
+    """Rejected records as rows of the quarantine table, raw JSON kept verbatim."""
+    rows = [
+        {
+            "reason": item.reason,
+            "raw_json": json.dumps(item.record, sort_keys=True, ensure_ascii=False, default=str),
+        }
+        for item in rejected
+    ]
+    return _table(rows, QUARANTINE_SCHEMA, lineage)

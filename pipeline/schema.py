@@ -1,0 +1,128 @@
+"""The lake's tables, declared once.
+
+These Arrow schemas are the single source of truth: the flattener builds
+columns in this order and type, the writer refuses anything else, the views
+and the README's column tables are checked against them in tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+TIMESTAMP = pa.timestamp("ms", tz="UTC")
+"""The API sends epoch seconds with millisecond precision; keep exactly that."""
+
+PARTITION_COLUMNS = ("account_id", "region", "requested_month")
+"""Hive path segments, in path order. `requested_month` is the UTC month `YYYY-MM`."""
+
+_LINEAGE = [
+    pa.field("run_id", pa.string(), nullable=False),
+    pa.field("ingested_at", TIMESTAMP, nullable=False),
+]
+
+INVOCATIONS_SCHEMA = pa.schema(
+    [
+        pa.field("account_id", pa.string(), nullable=False),
+        pa.field("region", pa.string(), nullable=False),
+        pa.field("command_id", pa.string(), nullable=False),
+        pa.field("instance_id", pa.string(), nullable=False),
+        pa.field("instance_name", pa.string()),
+        pa.field("comment", pa.string()),
+        pa.field("document_name", pa.string()),
+        pa.field("document_version", pa.string()),
+        pa.field("requested_date_time", TIMESTAMP, nullable=False),
+        pa.field("requested_date", pa.date32(), nullable=False),
+        pa.field("status", pa.string()),
+        pa.field("status_details", pa.string()),
+        pa.field("trace_output", pa.string()),
+        pa.field("standard_output_url", pa.string()),
+        pa.field("standard_error_url", pa.string()),
+        pa.field("service_role", pa.string()),
+        pa.field("notification_arn", pa.string()),
+        pa.field("notification_events", pa.list_(pa.string())),
+        pa.field("notification_type", pa.string()),
+        pa.field("cloud_watch_log_group_name", pa.string()),
+        pa.field("cloud_watch_output_enabled", pa.bool_()),
+        *_LINEAGE,
+    ]
+)
+
+COMMAND_PLUGINS_SCHEMA = pa.schema(
+    [
+        pa.field("account_id", pa.string(), nullable=False),
+        pa.field("region", pa.string(), nullable=False),
+        pa.field("command_id", pa.string(), nullable=False),
+        pa.field("instance_id", pa.string(), nullable=False),
+        pa.field("requested_date", pa.date32(), nullable=False),
+        pa.field("plugin_index", pa.int32(), nullable=False),
+        pa.field("name", pa.string()),
+        pa.field("status", pa.string()),
+        pa.field("status_details", pa.string()),
+        pa.field("response_code", pa.int32()),
+        pa.field("response_start_date_time", TIMESTAMP),
+        pa.field("response_finish_date_time", TIMESTAMP),
+        pa.field("output", pa.string()),
+        pa.field("standard_output_url", pa.string()),
+        pa.field("standard_error_url", pa.string()),
+        pa.field("output_s3_region", pa.string()),
+        pa.field("output_s3_bucket_name", pa.string()),
+        pa.field("output_s3_key_prefix", pa.string()),
+        *_LINEAGE,
+    ]
+)
+
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field("account_id", pa.string(), nullable=False),
+        pa.field("region", pa.string(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("raw_json", pa.string(), nullable=False),
+        *_LINEAGE,
+    ]
+)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    schema: pa.Schema
+    key: tuple[str, ...]
+    """Columns identifying one row of the latest state."""
+    month_from: str | None
+    """Column whose UTC month is the `requested_month` partition (None: not by month)."""
+
+    @property
+    def partition_by(self) -> tuple[str, ...]:
+        return PARTITION_COLUMNS if self.month_from else PARTITION_COLUMNS[:2]
+
+    @property
+    def file_schema(self) -> pa.Schema:
+        """What a Parquet file holds: the partition columns live in its path instead."""
+        return pa.schema([f for f in self.schema if f.name not in PARTITION_COLUMNS])
+
+
+INVOCATIONS = TableSpec(
+    name="invocations",
+    schema=INVOCATIONS_SCHEMA,
+    key=("account_id", "region", "command_id", "instance_id"),
+    month_from="requested_date_time",
+)
+
+COMMAND_PLUGINS = TableSpec(
+    name="command_plugins",
+    schema=COMMAND_PLUGINS_SCHEMA,
+    key=("account_id", "region", "command_id", "instance_id", "plugin_index"),
+    month_from="requested_date",
+)
+
+QUARANTINE = TableSpec(
+    name="quarantine",
+    schema=QUARANTINE_SCHEMA,
+    key=("account_id", "region", "raw_json"),
+    month_from=None,
+)
+
+TABLES = (INVOCATIONS, COMMAND_PLUGINS, QUARANTINE)

@@ -1,0 +1,39 @@
+-- One row per (account_id, region, command_id, instance_id) in its most recently
+-- ingested state. Re-fetched invocations add a newer version; older versions
+-- stay hidden here until compaction removes them.
+CREATE OR REPLACE VIEW invocations AS
+SELECT
+    account_id,
+    region,
+    command_id,
+    instance_id,
+    instance_name,
+    comment,
+    document_name,
+    document_version,
+    requested_date_time,
+    requested_date,
+    status,
+    status_details,
+    trace_output,
+    standard_output_url,
+    standard_error_url,
+    service_role,
+    notification_arn,
+    notification_events,
+    notification_type,
+    cloud_watch_log_group_name,
+    cloud_watch_output_enabled,
+    run_id,
+    ingested_at,
+    requested_month
+FROM read_parquet(
+    ${invocations_files},
+    hive_partitioning = true,
+    union_by_name = true,
+    hive_types = {'account_id': VARCHAR, 'region': VARCHAR, 'requested_month': VARCHAR}
+)
+QUALIFY row_number() OVER (
+    PARTITION BY account_id, region, command_id, instance_id
+    ORDER BY ingested_at DESC, run_id DESC
+) = 1;
