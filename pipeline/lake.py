@@ -149,9 +149,8 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def month_keys(table: pa.Table, spec: TableSpec) -> pa.Array:
     """UTC `YYYY-MM` of each row: the `requested_month` partition."""
-    column = table.column(
-        "requested_date_time" if spec.sort_by == "requested_date_time" else "requested_date"
-    )
+    assert spec.month_from is not None
+    column = table.column(spec.month_from)
     if pa.types.is_timestamp(column.type):
         column = pc.cast(column, pa.timestamp("ms"))  # drop the zone: values are UTC
     return pc.strftime(column, format="%Y-%m")
