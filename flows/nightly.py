@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from pipeline.config import RunConfig
+from pipeline.config import DEFAULT_GRACE_SECONDS, DEFAULT_LOOKBACK_HOURS, RunConfig, Window
 from pipeline.errors import RetriableAwsError
 from pipeline.extract import AwsSettings
-from pipeline.ingest import RegionResult, RunSummary, failed_result, ingest_region, plan_run
+from pipeline.ingest import RegionResult, RunSummary, fail, held_lake, ingest_region, plan_run
 from pipeline.lake import Lake
 
 
@@ -34,9 +36,9 @@ def _retriable(task, task_run, state) -> bool:  # noqa: ANN001 (Prefect's hook s
     cache_policy=NO_CACHE,
 )
 def ingest_region_task(
-    settings: AwsSettings, lake: Lake, run_id: str, account_id: str, region: str
+    settings: AwsSettings, lake: Lake, run_id: str, account_id: str, region: str, window: Window
 ) -> RegionResult:
-    return ingest_region(settings, lake, run_id, account_id, region)
+    return ingest_region(settings, lake, run_id, account_id, region, window)
 
 
 @flow(name="ssm-etl-nightly", validate_parameters=False)
@@ -46,32 +48,43 @@ def nightly(
     account_id: str | None = None,
     profile: str | None = None,
     endpoint_url: str | None = None,
+    lookback_hours: float = DEFAULT_LOOKBACK_HOURS,
+    since: str | None = None,
+    full_refresh: bool = False,
+    grace_seconds: float = DEFAULT_GRACE_SECONDS,
 ) -> RunSummary:
-    """Export every region's Run Command history into the lake.
+    """Export every region's new and changed Run Command history into the lake.
 
     Regions fail independently: a region that still fails after its retries
-    is recorded as failed and the others are committed all the same.
+    is recorded as failed (its watermark stays) and the others are committed.
     """
     logger = get_run_logger()
-    config = RunConfig(lake=lake, regions=tuple(regions), account_id=account_id, profile=profile)
+    config = RunConfig(
+        lake=lake,
+        regions=tuple(regions),
+        account_id=account_id,
+        profile=profile,
+        lookback_hours=lookback_hours,
+        since=datetime.fromisoformat(since) if since else None,
+        full_refresh=full_refresh,
+        grace_seconds=grace_seconds,
+    )
     settings = AwsSettings(profile=profile, endpoint_url=endpoint_url)
-    target = Lake.create(config.lake)
-    with target.lock():
+    with held_lake(config) as target:
         plan = plan_run(config, settings)
         logger.info(
             "run %s: account %s, %d regions", plan.run_id, plan.account_id, len(plan.regions)
         )
+        args = (settings, target, plan.run_id, plan.account_id)
+        window = config.window()
         futures = {
-            region: ingest_region_task.submit(
-                settings, target, plan.run_id, plan.account_id, region
-            )
-            for region in plan.regions
+            region: ingest_region_task.submit(*args, region, window) for region in plan.regions
         }
         summary = RunSummary(plan.run_id)
         for region, future in futures.items():
             try:
                 summary.results.append(future.result())
-            except Exception as exc:  # the region failed for good; the others stand
-                summary.results.append(failed_result(plan.account_id, region, exc))
+            except Exception as exc:  # failed for good; the other regions stand
+                summary.results.append(fail(target, plan.run_id, plan.account_id, region, exc))
     logger.info("%s", summary.render())
     return summary

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from .errors import ConfigError
 
 ALL_REGIONS = "all"
+DEFAULT_LOOKBACK_HOURS = 48.0
+DEFAULT_GRACE_SECONDS = 3600.0
+"""Superseded files live this long after a rewrite, for queries already running."""
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 
@@ -34,6 +38,26 @@ def check_account_id(text: str) -> str:
     return text
 
 
+def parse_lookback(text: str | float) -> float:
+    """Hours, a positive number: how long an invocation may stay non-terminal."""
+    try:
+        hours = float(text)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--lookback must be a number of hours: {text!r}") from None
+    if not 0 <= hours <= 24 * 366 or hours != hours:
+        raise ConfigError(f"--lookback must be between 0 and 8784 hours: {text!r}")
+    return hours
+
+
+def parse_since(text: str) -> datetime:
+    """An ISO-8601 timestamp; a missing zone means UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"--since must be an ISO-8601 timestamp: {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class RunConfig:
     lake: str
@@ -41,12 +65,45 @@ class RunConfig:
     account_id: str | None = None
     profile: str | None = None
     endpoint_url: str | None = None
+    lookback_hours: float = DEFAULT_LOOKBACK_HOURS
+    since: datetime | None = None
+    full_refresh: bool = False
+    grace_seconds: float = DEFAULT_GRACE_SECONDS
 
     def __post_init__(self) -> None:
         parse_regions(",".join(self.regions))
         if self.account_id is not None:
             check_account_id(self.account_id)
+        parse_lookback(self.lookback_hours)
+        if self.since is not None and self.full_refresh:
+            raise ConfigError("--since and --full-refresh do not go together")
+        if self.grace_seconds < 0:
+            raise ConfigError("the grace period cannot be negative")
 
     @property
     def discover_regions(self) -> bool:
         return self.regions == (ALL_REGIONS,)
+
+    def window(self) -> Window:
+        return Window(
+            lookback_ms=round(self.lookback_hours * 3_600_000),
+            since_ms=None if self.since is None else round(self.since.timestamp() * 1000),
+            full_refresh=self.full_refresh,
+        )
+
+
+@dataclass(frozen=True)
+class Window:
+    """How a run picks each region's InvokedAfter."""
+
+    lookback_ms: int = round(DEFAULT_LOOKBACK_HOURS * 3_600_000)
+    since_ms: int | None = None
+    full_refresh: bool = False
+
+    def start_ms(self, watermark_ms: int | None) -> int | None:
+        """None means everything the API still has (first run or a full refresh)."""
+        if self.since_ms is not None:
+            return self.since_ms
+        if self.full_refresh or watermark_ms is None:
+            return None
+        return watermark_ms - self.lookback_ms

@@ -3,6 +3,13 @@
 This is the library's entry point for ingestion. The Prefect flow in
 `flows/` calls `ingest_region` once per task; `run_local` does the same work
 without Prefect (tests, embedding, debugging).
+
+A region's run: read its watermark from the ledger, walk the pages from
+`watermark - lookback` (everything on a first run), stream them to staged
+files, commit them, compact the partitions it touched, and only then append a
+ledger row carrying the new watermark. A crash anywhere before that last
+step leaves the watermark where it was, so the next run reads the window
+again.
 """
 
 from __future__ import annotations
@@ -10,18 +17,24 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
+import pyarrow.compute as pc
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .config import RunConfig
+from . import ledger
+from .compact import Compactor, retire, sweep
+from .config import RunConfig, Window
 from .errors import AwsError
 from .extract import AwsSettings, aws_error, caller_account, enabled_regions, iter_pages
 from .flatten import Lineage, flatten_page, quarantine_table
 from .lake import Lake
-from .schema import COMMAND_PLUGINS, INVOCATIONS, QUARANTINE
+from .schema import COMMAND_PLUGINS, INGEST_RUNS, INVOCATIONS, QUARANTINE
 
 log = logging.getLogger("ssm_etl")
 
@@ -32,8 +45,19 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _ms_to_datetime(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+
+
 @dataclass
 class RegionResult:
+    """What one run did in one region: the summary line and the ledger row."""
+
+    run_id: str
     account_id: str
     region: str
     status: str = "running"
@@ -43,11 +67,34 @@ class RegionResult:
     quarantined: int = 0
     files: int = 0
     error: str | None = None
-    seconds: float = 0.0
+    started_ms: int = field(default_factory=_now_ms)
+    finished_ms: int | None = None
+    window_start_ms: int | None = None
+    window_end_ms: int | None = None
+    watermark_ms: int | None = None
 
     @property
     def ok(self) -> bool:
         return self.status == "succeeded"
+
+    def ledger_row(self) -> dict[str, object]:
+        return {
+            "run_id": self.run_id,
+            "account_id": self.account_id,
+            "region": self.region,
+            "started_at": _ms_to_datetime(self.started_ms),
+            "finished_at": _ms_to_datetime(self.finished_ms or _now_ms()),
+            "window_start": _ms_to_datetime(self.window_start_ms),
+            "window_end": _ms_to_datetime(self.window_end_ms),
+            "pages": self.pages,
+            "invocations": self.invocations,
+            "plugins": self.plugins,
+            "quarantined": self.quarantined,
+            "status": self.status,
+            "error": self.error,
+            "watermark": _ms_to_datetime(self.watermark_ms),
+            "purged_months": None,
+        }
 
 
 @dataclass
@@ -105,31 +152,41 @@ def plan_run(config: RunConfig, settings: AwsSettings, run_id: str | None = None
 
 
 def ingest_region(
-    settings: AwsSettings, lake: Lake, run_id: str, account_id: str, region: str
+    settings: AwsSettings,
+    lake: Lake,
+    run_id: str,
+    account_id: str,
+    region: str,
+    window: Window | None = None,
 ) -> RegionResult:
-    """Walk every page of one region and commit it to the lake.
+    """Walk one region's window, commit it, compact what it touched, advance the watermark.
 
-    Pages are flattened and streamed to staged files as they arrive; the
-    region becomes visible in the lake only once its walk has finished.
-    Raises AwsError (retriable or fatal) after discarding the staged files.
+    Raises AwsError (retriable or fatal) after discarding the staged files;
+    the watermark then stays where it was.
     """
-    started = time.monotonic()
-    result = RegionResult(account_id=account_id, region=region)
-    ingested_ms = time.time_ns() // 1_000_000
-    lineage = Lineage(account_id, region, run_id, ingested_ms)
+    window = window or Window()
+    prior = ledger.watermark_ms(lake, account_id, region)
+    result = RegionResult(run_id=run_id, account_id=account_id, region=region)
+    result.window_start_ms = window.start_ms(prior)
+    lineage = Lineage(account_id, region, run_id, result.started_ms)
     writer = lake.writer(run_id, account_id, region)
+    newest: int | None = None
     try:
         client = settings.client(settings.session(), "ssm", region)
-        for page in iter_pages(client):
+        after = _ms_to_datetime(result.window_start_ms)
+        for page in iter_pages(client, invoked_after=after):
             flat = flatten_page(page.records, lineage)
             writer.add(INVOCATIONS, flat.invocations)
             writer.add(COMMAND_PLUGINS, flat.plugins)
             writer.add(QUARANTINE, quarantine_table(flat.rejected, lineage))
+            if flat.invocations.num_rows:
+                page_newest = pc.max(flat.invocations["requested_date_time"]).value
+                newest = page_newest if newest is None else max(newest, page_newest)
             result.pages += 1
             result.invocations += flat.invocations.num_rows
             result.plugins += flat.plugins.num_rows
             result.quarantined += len(flat.rejected)
-        result.files = len(writer.commit())
+        committed = writer.commit()
     except (ClientError, BotoCoreError) as exc:
         writer.abort()
         raise aws_error(exc, region) from exc
@@ -138,30 +195,81 @@ def ingest_region(
         if isinstance(exc, AwsError) and not exc.region:
             exc.region = region
         raise
+    result.files = len(committed)
+    compact_region(lake, run_id, committed)
+    result.window_end_ms = newest
+    candidates = [m for m in (prior, newest) if m is not None]
+    result.watermark_ms = max(candidates) if candidates else None
     result.status = "succeeded"
-    result.seconds = round(time.monotonic() - started, 3)
+    finish(lake, result)
     log.info(
-        "%s %s: %d invocations in %d pages", account_id, region, result.invocations, result.pages
+        "%s %s: %d invocations, %d pages", account_id, region, result.invocations, result.pages
     )
     return result
 
 
-def failed_result(account_id: str, region: str, exc: BaseException) -> RegionResult:
-    return RegionResult(account_id=account_id, region=region, status="failed", error=str(exc))
+def compact_region(lake: Lake, run_id: str, committed: list[Path]) -> None:
+    """Rewrite every partition the commit touched; retire what the rewrites replaced."""
+    partitions = {p.parent.relative_to(lake.root) for p in committed}
+    months = {p.relative_to(INVOCATIONS.name) for p in partitions if p.parts[0] == INVOCATIONS.name}
+    months |= {
+        p.relative_to(COMMAND_PLUGINS.name)
+        for p in partitions
+        if p.parts[0] == COMMAND_PLUGINS.name
+    }
+    compactor = Compactor(lake, run_id)
+    try:
+        retired = [f for month in sorted(months) for f in compactor.compact_month(month)]
+        for part in partitions:
+            if part.parts[0] == QUARANTINE.name:
+                retired += compactor.compact_all(QUARANTINE, part.relative_to(QUARANTINE.name))
+    finally:
+        compactor.close()
+    retire(lake, retired)
+
+
+def finish(lake: Lake, result: RegionResult) -> None:
+    """Append the region's ledger row (the commit point of its watermark) and merge the ledger."""
+    result.finished_ms = _now_ms()
+    ledger.append(lake, result.ledger_row())
+    partition = Path(f"account_id={result.account_id}", f"region={result.region}")
+    compactor = Compactor(lake, result.run_id)
+    try:
+        retire(lake, compactor.compact_all(INGEST_RUNS, partition))
+    finally:
+        compactor.close()
+
+
+def fail(lake: Lake, run_id: str, account_id: str, region: str, exc: BaseException) -> RegionResult:
+    """Record a region that failed for good; its watermark does not move."""
+    result = RegionResult(run_id=run_id, account_id=account_id, region=region, status="failed")
+    result.error = " ".join(str(exc).split()) or type(exc).__name__
+    result.watermark_ms = ledger.watermark_ms(lake, account_id, region)
+    finish(lake, result)
+    return result
+
+
+@contextmanager
+def held_lake(config: RunConfig) -> Iterator[Lake]:
+    """The lake, created if new, locked for this run, with expired trash swept."""
+    lake = Lake.create(config.lake)
+    with lake.lock():
+        sweep(lake, config.grace_seconds)
+        yield lake
 
 
 def run_local(config: RunConfig, settings: AwsSettings, *, workers: int = 4) -> RunSummary:
     """A whole run without Prefect: the regions in a thread pool, no retries beyond botocore's."""
-    lake = Lake.create(config.lake)
-    with lake.lock():
+    with held_lake(config) as lake:
         plan = plan_run(config, settings)
         summary = RunSummary(plan.run_id)
+        window = config.window()
 
         def one(region: str) -> RegionResult:
             try:
-                return ingest_region(settings, lake, plan.run_id, plan.account_id, region)
+                return ingest_region(settings, lake, plan.run_id, plan.account_id, region, window)
             except AwsError as exc:
-                return failed_result(plan.account_id, region, exc)
+                return fail(lake, plan.run_id, plan.account_id, region, exc)
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
             summary.results = list(pool.map(one, plan.regions))

@@ -84,6 +84,31 @@ QUARANTINE_SCHEMA = pa.schema(
     ]
 )
 
+INGEST_RUNS_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("account_id", pa.string(), nullable=False),
+        pa.field("region", pa.string(), nullable=False),
+        pa.field("started_at", TIMESTAMP, nullable=False),
+        pa.field("finished_at", TIMESTAMP, nullable=False),
+        pa.field("window_start", TIMESTAMP),
+        pa.field("window_end", TIMESTAMP),
+        pa.field("pages", pa.int64(), nullable=False),
+        pa.field("invocations", pa.int64(), nullable=False),
+        pa.field("plugins", pa.int64(), nullable=False),
+        pa.field("quarantined", pa.int64(), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("error", pa.string()),
+        pa.field("watermark", TIMESTAMP),
+        pa.field("purged_months", pa.list_(pa.string())),
+    ]
+)
+"""The run ledger: one row per run x account x region (and one per purge).
+
+`watermark` is the newest RequestedDateTime committed for the region as of
+this run; the next run reads its window from the newest successful one.
+"""
+
 
 @dataclass(frozen=True)
 class TableSpec:
@@ -125,4 +150,11 @@ QUARANTINE = TableSpec(
     month_from=None,
 )
 
-TABLES = (INVOCATIONS, COMMAND_PLUGINS, QUARANTINE)
+INGEST_RUNS = TableSpec(
+    name="ingest_runs",
+    schema=INGEST_RUNS_SCHEMA,
+    key=("run_id", "account_id", "region"),
+    month_from=None,
+)
+
+TABLES = (INVOCATIONS, COMMAND_PLUGINS, QUARANTINE, INGEST_RUNS)

@@ -31,4 +31,8 @@ FROM read_parquet(
     hive_types = {'account_id': VARCHAR, 'region': VARCHAR, 'requested_month': VARCHAR}
 ) AS p
 SEMI JOIN invocations AS i
-    USING (account_id, region, requested_month, command_id, instance_id, run_id, ingested_at);
+    USING (account_id, region, requested_month, command_id, instance_id, run_id, ingested_at)
+-- A compaction's new file and the files it replaces coexist for a grace period.
+QUALIFY row_number() OVER (
+    PARTITION BY p.account_id, p.region, p.command_id, p.instance_id, p.plugin_index
+) = 1;

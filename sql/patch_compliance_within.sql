@@ -6,6 +6,7 @@
 CREATE OR REPLACE MACRO patch_compliance_within(days, as_of := now()) AS TABLE
 WITH instances AS (
     SELECT DISTINCT account_id, region, instance_id FROM invocations
+    -- more sources of instances join here, one UNION line each
 ),
 latest_patch AS (
     SELECT
