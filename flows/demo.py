@@ -12,6 +12,7 @@ from pipeline.lake import Lake
 from pipeline.query import render, run_query
 
 from .nightly import nightly
+from .server import prefect_api
 
 # The emulator accepts any well-formed SigV4 request; these never leave loopback.
 _DEMO_ENV = {
@@ -64,7 +65,7 @@ def run_demo(lake_dir: str, *, seed: int = 7) -> int:
     spec = FleetSpec(seed=seed)
     with Emulator(spec, host="127.0.0.1", port=0) as emulator:
         print(f"emulator: {emulator.url} (regions with a fleet: {', '.join(spec.regions)})")
-        with _demo_credentials():
+        with _demo_credentials(), prefect_api():
             summary = nightly(lake=lake_dir, regions=["all"], endpoint_url=emulator.url)
     print(summary.render())
     lake = Lake.open(lake_dir)

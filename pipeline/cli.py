@@ -13,7 +13,15 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from . import __version__
-from .config import RunConfig, check_account_id, parse_regions
+from .config import (
+    DEFAULT_GRACE_SECONDS,
+    DEFAULT_LOOKBACK_HOURS,
+    RunConfig,
+    check_account_id,
+    parse_lookback,
+    parse_regions,
+    parse_since,
+)
 from .errors import ConfigError, SsmEtlError
 from .lake import Lake
 
@@ -61,6 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--account-id", help="skip STS GetCallerIdentity and use this account id")
     run.add_argument("--profile", help="AWS profile name (default: the standard chain)")
     run.add_argument("--endpoint-url", help="send every AWS call here (e.g. the emulator)")
+    run.add_argument(
+        "--lookback",
+        default=str(DEFAULT_LOOKBACK_HOURS),
+        metavar="HOURS",
+        help="re-read this much before each region's watermark, to catch invocations that "
+        "were still running (default %(default)s)",
+    )
+    window = run.add_mutually_exclusive_group()
+    window.add_argument(
+        "--since", metavar="TIMESTAMP", help="read from this ISO-8601 time for this run only"
+    )
+    window.add_argument(
+        "--full-refresh", action="store_true", help="re-read everything the API still has"
+    )
+    _grace_option(run)
 
     demo = commands.add_parser(
         "demo",
@@ -91,6 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--now", type=_iso_datetime, default=None, help="fix the clock (ISO-8601), default: now"
     )
 
+    purge = commands.add_parser(
+        "purge",
+        help="remove whole months older than N days from the lake",
+        description="Retire every month partition that ended more than --older-than days ago. "
+        "Nothing is ever purged by default. Files are deleted once the grace period has passed, "
+        "so queries already running do not fail; the ledger records what was removed.",
+    )
+    purge.add_argument("--lake", required=True, help="lake directory")
+    purge.add_argument("--older-than", required=True, type=float, metavar="DAYS")
+    _grace_option(purge)
+
     sql = commands.add_parser(
         "sql",
         help="run SQL over the lake's views",
@@ -103,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _grace_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--grace-minutes",
+        type=float,
+        default=DEFAULT_GRACE_SECONDS / 60,
+        help="keep files that a rewrite or purge replaced this long, for queries already "
+        "running (default %(default)s)",
+    )
+
+
 def _run(args: argparse.Namespace) -> int:
     config = RunConfig(
         lake=args.lake,
@@ -110,17 +154,27 @@ def _run(args: argparse.Namespace) -> int:
         account_id=check_account_id(args.account_id) if args.account_id else None,
         profile=args.profile,
         endpoint_url=args.endpoint_url,
+        lookback_hours=parse_lookback(args.lookback),
+        since=parse_since(args.since) if args.since else None,
+        full_refresh=args.full_refresh,
+        grace_seconds=args.grace_minutes * 60,
     )
     Lake.check_location(config.lake)
     from flows.nightly import nightly  # Prefect is imported only for the commands that run it
+    from flows.server import prefect_api
 
-    summary = nightly(
-        lake=config.lake,
-        regions=list(config.regions),
-        account_id=config.account_id,
-        profile=config.profile,
-        endpoint_url=config.endpoint_url,
-    )
+    with prefect_api():
+        summary = nightly(
+            lake=config.lake,
+            regions=list(config.regions),
+            account_id=config.account_id,
+            profile=config.profile,
+            endpoint_url=config.endpoint_url,
+            lookback_hours=config.lookback_hours,
+            since=config.since.isoformat() if config.since else None,
+            full_refresh=config.full_refresh,
+            grace_seconds=config.grace_seconds,
+        )
     print(summary.render())
     return summary.exit_code
 
@@ -164,6 +218,21 @@ def _emulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def _purge(args: argparse.Namespace) -> int:
+    from .compact import sweep
+    from .ingest import new_run_id
+    from .purge import purge
+
+    if args.older_than < 0 or args.grace_minutes < 0:
+        raise ConfigError("--older-than and --grace-minutes cannot be negative")
+    lake = Lake.open(args.lake)
+    with lake.lock():
+        result = purge(lake, args.older_than, new_run_id())
+        sweep(lake, args.grace_minutes * 60)
+    print(result.render())
+    return 0
+
+
 def _sql(args: argparse.Namespace) -> int:
     from .query import render, run_query
 
@@ -171,7 +240,13 @@ def _sql(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "demo": _demo, "emulator": _emulator, "sql": _sql}
+COMMANDS = {
+    "run": _run,
+    "demo": _demo,
+    "emulator": _emulator,
+    "purge": _purge,
+    "sql": _sql,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

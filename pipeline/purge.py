@@ -1,0 +1,86 @@
+"""Retention chosen by the operator: drop whole months older than N days."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from . import ledger
+from .compact import data_files, retire
+from .lake import Lake
+from .schema import COMMAND_PLUGINS, INVOCATIONS
+
+
+@dataclass
+class PurgeResult:
+    run_id: str
+    cutoff: datetime
+    months: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    files: int = 0
+
+    def render(self) -> str:
+        if not self.months:
+            return f"purge {self.run_id}: nothing older than {self.cutoff:%Y-%m-%d}"
+        lines = [f"purge {self.run_id}: months ending before {self.cutoff:%Y-%m-%d}"]
+        for (account, region), months in sorted(self.months.items()):
+            lines.append(f"  {account} {region}: {', '.join(months)}")
+        return "\n".join(lines + [f"  {self.files} files retired"])
+
+
+def _month_end(month: str) -> datetime:
+    start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
+    return (start + timedelta(days=32)).replace(day=1)
+
+
+def purge(
+    lake: Lake, older_than_days: float, run_id: str, now: datetime | None = None
+) -> PurgeResult:
+    """Retire every month partition that ended more than `older_than_days` ago.
+
+    Only whole months go: a month is kept while any of it is younger than the
+    cutoff. Files are retired like compaction's (deleted after the grace
+    period), and each account/region touched gets a ledger row.
+    """
+    now = now or datetime.now(UTC)
+    result = PurgeResult(run_id=run_id, cutoff=now - timedelta(days=older_than_days))
+    retired: list[Path] = []
+    for table in (INVOCATIONS, COMMAND_PLUGINS):
+        for month_dir in sorted(
+            lake.table_dir(table).glob("account_id=*/region=*/requested_month=*")
+        ):
+            month = month_dir.name.removeprefix("requested_month=")
+            if month == "_none" or _month_end(month) > result.cutoff:
+                continue
+            files = data_files(month_dir)
+            retired += files
+            account = month_dir.parent.parent.name.removeprefix("account_id=")
+            region = month_dir.parent.name.removeprefix("region=")
+            months = result.months.setdefault((account, region), [])
+            if month not in months:
+                months.append(month)
+    retire(lake, retired)
+    result.files = len(retired)
+    stamp = datetime.now(UTC)
+    for (account, region), months in result.months.items():
+        ledger.append(
+            lake,
+            {
+                "run_id": run_id,
+                "account_id": account,
+                "region": region,
+                "started_at": stamp,
+                "finished_at": stamp,
+                "window_start": None,
+                "window_end": None,
+                "pages": 0,
+                "invocations": 0,
+                "plugins": 0,
+                "quarantined": 0,
+                "status": "purged",
+                "error": None,
+                "watermark": None,
+                "purged_months": sorted(months),
+            },
+        )
+    return result
