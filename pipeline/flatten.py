@@ -144,8 +144,10 @@ def invocation_row(record: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict
         "cloud_watch_log_group_name": _text(cloud_watch, "CloudWatchLogGroupName"),
         "cloud_watch_output_enabled": _bool(cloud_watch, "CloudWatchOutputEnabled"),
     }
-    plugins = record.get("CommandPlugins") or []
-    if not isinstance(plugins, list):
+    plugins = record.get("CommandPlugins")
+    if plugins is None:
+        plugins = []
+    elif not isinstance(plugins, list):
         raise BadRecordError(f"CommandPlugins is not a list: {plugins!r}")
     plugin_rows = []
     for index, plugin in enumerate(plugins):

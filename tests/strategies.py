@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 UNBOUNDED_TEXT = 200
 """Cap for strings the model leaves unbounded (URLs, ARNs, role names)."""
 
+SHORT_TEXT = 64
 MAX_PLUGINS = 6
 MAX_EVENTS = 6
 MIN_MS = int(datetime(2000, 1, 1, tzinfo=UTC).timestamp() * 1000)
@@ -51,7 +52,23 @@ def _string(shape: Any) -> st.SearchStrategy[str]:
         return st.sampled_from(shape.enum)
     if "pattern" in meta:
         return st.from_regex(meta["pattern"], fullmatch=True)
-    return st.text(_CHARS, min_size=meta.get("min", 0), max_size=meta.get("max", UNBOUNDED_TEXT))
+    return _text(meta.get("min", 0), meta.get("max", UNBOUNDED_TEXT))
+
+
+def _text(min_size: int, max_size: int) -> st.SearchStrategy[str]:
+    """Mostly short text, but every length up to the model's maximum is reachable.
+
+    Long values repeat a short drawn unit: a 2,500-character Output costs a few
+    dozen choices instead of thousands, and still carries multi-byte characters.
+    """
+    short = st.text(_CHARS, min_size=min_size, max_size=min(max_size, SHORT_TEXT))
+    if max_size <= SHORT_TEXT:
+        return short
+    sizes = st.integers(max(min_size, SHORT_TEXT + 1), max_size) | st.just(max_size)
+    long = st.builds(
+        lambda unit, size: (unit * size)[:size], st.text(_CHARS, min_size=1, max_size=16), sizes
+    )
+    return short | long
 
 
 def _value(shape: Any, name: str = "") -> st.SearchStrategy[Any]:

@@ -1,0 +1,453 @@
+"""A deterministic fleet and its Run Command history, as of any clock reading.
+
+History is a pure function of (seed, account, region, UTC day): each day's
+commands and their final outcomes come from a `random.Random` seeded with text
+(never `hash()`, which is salted per process), so advancing the clock only
+reveals more of the same story. What a record looks like *now* (Pending,
+InProgress, final, or gone after 30 days) is worked out at render time.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import uuid
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
+
+DAY_MS = 86_400_000
+RETENTION_MS = 30 * DAY_MS
+OUTPUT_CAP = 2500
+TRUNCATED = "\n---Output truncated---"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_HEX = "0123456789abcdef"
+_ACCOUNT = re.compile(r"^\d{12}$")
+
+
+@dataclass(frozen=True)
+class FleetSpec:
+    """Everything the emulated estate is derived from; two equal specs serve equal data."""
+
+    seed: int = 7
+    now: datetime | None = None
+    regions: tuple[str, ...] = ("us-east-1", "eu-west-1", "ap-southeast-2")
+    instances_per_region: int = 120
+    account_id: str = "123456789012"
+    days: int = 35
+    page_delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "regions", tuple(self.regions))
+        if not _ACCOUNT.match(self.account_id):
+            raise ValueError(f"account_id must be 12 digits: {self.account_id!r}")
+        if self.now is not None and self.now.tzinfo is None:
+            raise ValueError("now must be timezone-aware (UTC)")
+        if self.instances_per_region < 0 or self.days < 1 or self.page_delay < 0:
+            raise ValueError("instances_per_region >= 0, days >= 1 and page_delay >= 0")
+
+
+class Clock:
+    """The emulator's idea of now: the wall clock, or a fixed instant tests move by hand."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self._lock = threading.Lock()
+        self._fixed = now.astimezone(UTC) if now is not None else None
+        self._offset = timedelta(0)
+
+    def now(self) -> datetime:
+        with self._lock:
+            if self._fixed is not None:
+                return self._fixed
+            return datetime.now(UTC) + self._offset
+
+    def set(self, moment: datetime) -> None:
+        if moment.tzinfo is None:
+            raise ValueError("the clock needs a timezone-aware datetime")
+        with self._lock:
+            self._fixed = moment.astimezone(UTC)
+
+    def advance(self, delta: timedelta) -> None:
+        with self._lock:
+            if self._fixed is not None:
+                self._fixed += delta
+            else:
+                self._offset += delta
+
+    def now_ms(self) -> int:
+        return to_ms(self.now())
+
+
+def to_ms(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    instance_id: str
+    name: str
+    platform: str  # Linux | Windows | MacOS
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    command_id: str
+    requested: int
+    document: str
+    version: str
+    plugins: tuple[str, ...]
+    comment: str = ""
+    service_role: str = ""
+    notification: dict[str, Any] | None = None  # None: the key is left out of the record
+    cloud_watch: dict[str, Any] | None = None
+    region: str = ""
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """A plugin's final outcome; start None means it never ran."""
+
+    name: str
+    start: int | None
+    finish: int | None
+    status: str
+    details: str
+    code: int
+    output: str
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """One (command, instance) pair with its final outcome and when it got there."""
+
+    command: Command
+    instance: Instance
+    start: int | None  # first step starts; None: never delivered
+    finish: int  # the final state is reported from here on
+    status: str
+    details: str
+    steps: tuple[Step, ...]
+    trace: str = ""
+    key: tuple[int, str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        key = (-self.command.requested, self.command.command_id, self.instance.instance_id)
+        object.__setattr__(self, "key", key)
+
+
+# ---- the fleet ------------------------------------------------------------------------
+
+
+_NAMES = ("web", "api", "db", "batch", "build", "cache", "kiosk", "edge", "etl", "vpn")
+_ENVS = ("prod", "stage", "dev", "qa")
+_FIRST_FOUR = (("i-", 17, "Linux"), ("i-", 8, "Windows"), ("mi-", 17, "Linux"), ("i-", 17, "MacOS"))
+
+
+@lru_cache(maxsize=256)
+def fleet(seed: int, account: str, region: str, size: int) -> tuple[Instance, ...]:
+    """The region's instances; the first four cover every id style and platform."""
+    rng = random.Random(f"{seed}:{account}:{region}:fleet")
+    out = []
+    for index in range(size):
+        if index < 4:
+            prefix, digits, platform = _FIRST_FOUR[index]
+        else:
+            prefix, digits = rng.choices((("i-", 17), ("i-", 8), ("mi-", 17)), (75, 15, 10))[0]
+            platform = rng.choices(("Linux", "Windows", "MacOS"), (65, 28, 7))[0]
+            platform = "Linux" if prefix == "mi-" and platform == "MacOS" else platform
+        instance_id = prefix + "".join(rng.choice(_HEX) for _ in range(digits))
+        roll = rng.random()
+        if roll < 0.2 and index != 0:
+            name = ""  # no Name tag: AWS sends an empty string
+        elif roll < 0.25:
+            name = rng.choice(("Größe-Prüfstand", "東京-ビルド", "kiosk-café-☕"))
+        else:
+            name = f"{rng.choice(_NAMES)}-{rng.choice(_ENVS)}-{index:02d}"
+        out.append(Instance(instance_id, name, platform))
+    return tuple(out)
+
+
+# ---- outputs --------------------------------------------------------------------------
+
+
+def cap(text: str) -> str:
+    """SSM keeps the first 2,500 characters, marker included."""
+    if len(text) <= OUTPUT_CAP:
+        return text
+    return text[: OUTPUT_CAP - len(TRUNCATED)] + TRUNCATED
+
+
+_SHELL = (
+    "Filesystem      Size  Used Avail Use% Mounted on\n/dev/nvme0n1p1   20G  8.1G   12G  41% /\n",
+    "active\n",
+    "Größe des Caches: 512 MiB — bereinigt ✅\n",
+    "ログローテーション完了 (日本語)\n",
+    "uptime: 12 days, load average: 0.42, 0.37, 0.31\n",
+    "deploy ok 🚀 revision 4f2a9c1\n",
+    "",
+)
+_POWERSHELL = (
+    "Status   Name               DisplayName\n------   ----               -----------\n"
+    "Running  AmazonSSMAgent     Amazon SSM Agent\n",
+    "Freier Speicher auf C: 41,2 GB (Größe 100 GB)\n",
+    "KB5034441 installed.\n",
+)
+
+
+def _patch_output(rng: random.Random, platform: str, operation: str) -> str:
+    count = rng.choice((0, 0, 1, 3, 8, 20, 45, 90))
+    if platform == "Windows":
+        lines = ["Patch Summary for PatchGroup : prod", f"Operation : {operation}"]
+        lines += [
+            f"KB50{rng.randint(10000, 99999)} Größe: {rng.randint(1, 900)} MB" for _ in range(count)
+        ]
+    elif platform == "MacOS":
+        lines = [f"brew {operation.lower()}: {count} formulae"]
+        lines += [
+            f"==> Upgrading {rng.choice(_NAMES)}lib 1.{rng.randint(0, 40)} 🍺" for _ in range(count)
+        ]
+    else:
+        lines = ["/usr/bin/python3", f"Patch Baseline Operation: {operation}"]
+        lines += [
+            f"Installed: kernel-5.10.{rng.randint(100, 240)}-{rng.randint(100, 300)}.amzn2.x86_64"
+            for _ in range(count)
+        ]
+    lines.append(f"{operation} finished: {count} patches")
+    return cap("\n".join(lines) + "\n")
+
+
+def _skipped(platform: str, step: str) -> str:
+    return (
+        "Step execution skipped due to unsatisfied preconditions: "
+        f"'\"StringEquals\": [platformType, {platform}]'. Step name: {step}"
+    )
+
+
+# ---- the schedule ---------------------------------------------------------------------
+
+_OUTCOMES = (
+    ("Success", 86),
+    ("Failed", 5),
+    ("ExecutionTimedOut", 2),
+    ("DeliveryTimedOut", 2),
+    ("Cancelled", 2),
+    ("Undeliverable", 2),
+    ("Delayed", 1),
+)
+_PATCH_STEPS = ("PatchWindows", "PatchLinux", "PatchMacOS")
+_INVENTORY_STEPS = ("collectInventory", "uploadInventory")
+
+
+def _command(
+    rng: random.Random, account: str, region: str, requested: int, document: str, plugins
+) -> Command:
+    command_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    version = rng.choice(("$DEFAULT", "$DEFAULT", "$LATEST", "1", "3"))
+    comment = rng.choice(
+        ("", "", "", "nightly maintenance window", "Überprüfung der Festplatten 💾", "x" * 100)
+    )
+    roll = rng.random()
+    service_role = ""
+    if roll < 0.1:
+        notification: dict[str, Any] | None = {
+            "NotificationArn": f"arn:aws:sns:{region}:{account}:ssm-run-command",
+            "NotificationEvents": rng.choice((["All"], ["Failed", "TimedOut"], ["Success"])),
+            "NotificationType": rng.choice(("Command", "Invocation")),
+        }
+        service_role = f"arn:aws:iam::{account}:role/SSMNotificationRole"
+    elif roll < 0.85:
+        notification = {"NotificationArn": "", "NotificationEvents": [], "NotificationType": ""}
+    else:
+        notification = None
+    cloud_watch: dict[str, Any] | None = None
+    if notification is not None:
+        enabled = rng.random() < 0.15
+        cloud_watch = {
+            "CloudWatchLogGroupName": f"/aws/ssm/{document}" if enabled else "",
+            "CloudWatchOutputEnabled": enabled,
+        }
+    bucket = prefix = ""
+    if rng.random() < 0.25:
+        bucket, prefix = f"acme-ssm-output-{account}-{region}", f"run-command/{document.lower()}"
+    return Command(
+        command_id, requested, document, version, tuple(plugins), comment, service_role,
+        notification, cloud_watch, region, bucket, prefix,
+    )  # fmt: skip
+
+
+def _invocation(rng: random.Random, command: Command, instance: Instance) -> Invocation:
+    outcome = rng.choices([o for o, _ in _OUTCOMES], [w for _, w in _OUTCOMES])[0]
+    if instance.instance_id.startswith("mi-") and rng.random() < 0.05:
+        outcome = "Undeliverable"  # hybrid nodes go offline more often
+    requested = command.requested
+    if outcome == "Undeliverable":
+        finish = requested + rng.randint(200, 3000)
+        trace = rng.choice(("", f"Instance {instance.instance_id} is not connected."))
+        return Invocation(command, instance, None, finish, "Failed", "Undeliverable", (), trace)
+    if outcome in ("DeliveryTimedOut", "Delayed"):
+        finish = requested + (
+            3_600_000 if outcome == "DeliveryTimedOut" else rng.randint(500, 9000)
+        )
+        status = "TimedOut" if outcome == "DeliveryTimedOut" else "Delayed"
+        step_status, step_details = (
+            ("TimedOut", outcome) if outcome == "DeliveryTimedOut" else ("Pending", "Pending")
+        )
+        waiting = tuple(
+            Step(n, None, None, step_status, step_details, -1, "") for n in command.plugins
+        )
+        return Invocation(command, instance, None, finish, status, outcome, waiting)
+
+    clock = requested + rng.randint(80, 4000)
+    start = clock
+    patch = command.document == "AWS-RunPatchBaseline"
+    active = [
+        i for i, n in enumerate(command.plugins) if not patch or n == f"Patch{instance.platform}"
+    ]
+    victim = rng.choice(active)
+    steps: list[Step] = []
+    broken = False
+    for index, name in enumerate(command.plugins):
+        if broken and outcome in ("ExecutionTimedOut", "Cancelled"):
+            steps.append(Step(name, None, None, "Cancelled", "Cancelled", -1, ""))
+            continue
+        if index not in active:
+            end = clock + rng.randint(0, 4)
+            steps.append(
+                Step(name, clock, end, "Success", "Success", 0, _skipped(instance.platform, name))
+            )
+            clock = end
+            continue
+        output = _output(rng, command, instance, name)
+        if index == victim and outcome == "Failed":
+            duration, code = rng.randint(100, 60_000), rng.choice((1, 1, 2, 127))
+            error = f"failed to run commands: exit status {code}"
+            if code == 127:
+                error = "/var/lib/amazon/ssm/_script.sh: line 3: jq: command not found\n" + error
+            output = cap(f"{output}\n----------ERROR-------\n{error}\n")
+            step = Step(name, clock, clock + duration, "Failed", "Failed", code, output)
+        elif index == victim and outcome == "ExecutionTimedOut":
+            duration = 3_600_000 if not patch else 7_200_000
+            step = Step(
+                name, clock, clock + duration, "TimedOut", "ExecutionTimedOut", 124, output[:200]
+            )
+        elif index == victim and outcome == "Cancelled":
+            duration = rng.randint(1000, 300_000)
+            step = Step(name, clock, clock + duration, "Cancelled", "Cancelled", -1, "")
+        else:
+            duration = rng.randint(30_000, 1_500_000) if patch else rng.randint(100, 40_000)
+            step = Step(name, clock, clock + duration, "Success", "Success", 0, output)
+        broken = broken or index == victim
+        steps.append(step)
+        clock = step.finish or clock
+    status, details = {
+        "Success": ("Success", "Success"),
+        "Failed": ("Failed", "Failed"),
+        "ExecutionTimedOut": ("TimedOut", "ExecutionTimedOut"),
+        "Cancelled": ("Cancelled", "Cancelled"),
+    }[outcome]
+    return Invocation(command, instance, start, clock, status, details, tuple(steps))
+
+
+def _output(rng: random.Random, command: Command, instance: Instance, step: str) -> str:
+    document = command.document
+    if document == "AWS-RunPatchBaseline":
+        return _patch_output(rng, instance.platform, rng.choice(("Scan", "Install")))
+    if document == "AWS-RunPowerShellScript":
+        return rng.choice(_POWERSHELL)
+    if document == "AWS-UpdateSSMAgent":
+        version = f"3.3.{rng.randint(1000, 1900)}.0"
+        return f"Updating amazon-ssm-agent from 3.2.2303.0 to {version}\nSuccessfully updated."
+    if step == "collectInventory":
+        rows = rng.choice((2, 10, 200))
+        body = "".join(f"pkg-{i:03d}\t1.{i}.0\tGröße {i * 37} KiB\n" for i in range(rows))
+        return cap(f"Inventur für {instance.name or instance.instance_id} 📦\n{body}")
+    if step == "uploadInventory":
+        return "upload complete: s3://acme-inventory/日本語/inventory.json\n"
+    return rng.choice(_SHELL)
+
+
+def _at(day: date, seconds: int, ms: int) -> int:
+    return to_ms(datetime(day.year, day.month, day.day, tzinfo=UTC)) + seconds * 1000 + ms
+
+
+@lru_cache(maxsize=8192)
+def day_schedule(
+    seed: int, account: str, region: str, size: int, day: date
+) -> tuple[Invocation, ...]:
+    """Every invocation requested on one UTC day, final outcomes, sorted newest first."""
+    instances = fleet(seed, account, region, size)
+    if not instances:
+        return ()
+    rng = random.Random(f"{seed}:{account}:{region}:{day.isoformat()}")
+    by_os = {p: [i for i in instances if i.platform == p] for p in ("Linux", "Windows", "MacOS")}
+    unix = by_os["Linux"] + by_os["MacOS"]
+    plans: list[tuple[int, str, tuple[str, ...], list[Instance]]] = []
+
+    def plan(second: int, document: str, plugins: tuple[str, ...], targets, ms=None) -> None:
+        ms = rng.randint(0, 999) if ms is None else ms
+        plans.append((_at(day, second, ms), document, plugins, list(targets)))
+
+    nightly = [i for i in instances if rng.random() < 0.92]
+    plan(7200 + rng.randint(0, 1200), "AWS-RunPatchBaseline", _PATCH_STEPS, nightly)
+    inventory = [i for i in instances if rng.random() < 0.3]
+    plan(43200 + rng.randint(0, 600), "Acme-CollectInventory", _INVENTORY_STEPS, inventory)
+    if day.weekday() == 6:
+        plan(14400, "AWS-UpdateSSMAgent", ("aws:updateSsmAgent",), instances)
+    for _ in range(rng.randint(1, 4)):
+        targets = rng.sample(unix, min(len(unix), rng.randint(1, 8)))
+        plan(rng.randint(0, 86399), "AWS-RunShellScript", ("aws:runShellScript",), targets)
+    for _ in range(rng.randint(0, 2) if by_os["Windows"] else 0):
+        targets = rng.sample(by_os["Windows"], 1)
+        plan(
+            rng.randint(0, 86399), "AWS-RunPowerShellScript", ("aws:runPowerShellScript",), targets
+        )
+    if (day + timedelta(days=1)).day == 1:  # the last millisecond of a month...
+        plan(86399, "AWS-RunShellScript", ("aws:runShellScript",), unix[:2], ms=999)
+    if day.day == 1:  # ...and the first of the next, for partition boundaries
+        plan(0, "Acme-CollectInventory", _INVENTORY_STEPS, instances[:2], ms=0)
+    out: list[Invocation] = []
+    for requested, document, plugins, targets in plans:
+        command = _command(rng, account, region, requested, document, plugins)
+        out.extend(_invocation(rng, command, instance) for instance in targets)
+    out.sort(key=lambda inv: inv.key)
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The invocations visible at one instant, newest first, with their sort keys."""
+
+    invocations: tuple[Invocation, ...]
+    keys: tuple[tuple[int, str, str], ...]
+
+    def after(self, key: tuple[int, str, str] | None) -> int:
+        """Index of the first invocation strictly after `key` in list order."""
+        return 0 if key is None else bisect_right(self.keys, key)
+
+
+@lru_cache(maxsize=64)
+def _days(seed: int, account: str, region: str, size: int, first: date, last: date) -> Window:
+    invocations: list[Invocation] = []
+    day = last
+    while day >= first:
+        invocations.extend(day_schedule(seed, account, region, size, day))
+        day -= timedelta(days=1)
+    return Window(tuple(invocations), tuple(inv.key for inv in invocations))
+
+
+def history(spec: FleetSpec, account: str, region: str, now: int) -> Window:
+    """What ListCommandInvocations can see at `now` (epoch ms): requested <= now, 30-day retention."""
+    if region not in spec.regions:
+        return Window((), ())
+    oldest = now - min(RETENTION_MS, spec.days * DAY_MS)
+    first = datetime.fromtimestamp(oldest // 1000, UTC).date()
+    last = datetime.fromtimestamp(now // 1000, UTC).date()
+    full = _days(spec.seed, account, region, spec.instances_per_region, first, last)
+    lo = bisect_left(full.keys, (-now,))
+    hi = bisect_left(full.keys, (-oldest + 1,))
+    return Window(full.invocations[lo:hi], full.keys[lo:hi])

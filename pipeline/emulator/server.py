@@ -1,0 +1,296 @@
+"""One loopback HTTP endpoint that stands in for SSM, STS and EC2 in every region.
+
+The SigV4 credential scope (`AKID/date/region/service/aws4_request`) says which
+service and region a request is for, exactly the information AWS takes from the
+host name, so boto3 and the AWS CLI only need `--endpoint-url`. Signatures are
+parsed but not verified: any credentials work, which is the point offline.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+from xml.sax.saxutils import escape
+
+from .fleet import Clock, FleetSpec, history
+from .ssm import TARGET_PREFIX, ApiError, Tokens, list_command_invocations, render
+
+STANDARD_REGIONS = (
+    "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1", "ap-southeast-1",
+    "ap-southeast-2", "ca-central-1", "eu-central-1", "eu-north-1", "eu-west-1", "eu-west-2",
+    "eu-west-3", "sa-east-1", "us-east-1", "us-east-2", "us-west-1", "us-west-2",
+)  # fmt: skip
+OPT_IN_REGIONS = (
+    "af-south-1", "ap-east-1", "ap-south-2", "ap-southeast-3", "eu-central-2", "eu-south-1",
+    "il-central-1", "me-central-1", "me-south-1",
+)  # fmt: skip
+_AUTH = re.compile(
+    r"^AWS4-HMAC-SHA256 Credential=(?P<akid>[A-Za-z0-9]+)/(?P<date>\d{8})/(?P<region>[a-z0-9-]+)"
+    r"/(?P<service>[a-z0-9-]+)/aws4_request, ?SignedHeaders=[a-z0-9;.-]+, ?Signature=[0-9a-f]{64}$"
+)
+_PROTOCOLS = {"ssm": "json", "sts": "query", "ec2": "ec2"}
+_STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
+_EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
+
+
+class Emulator:
+    """The fleet behind a live HTTP server; a context manager, or start()/stop()."""
+
+    def __init__(self, spec: FleetSpec | None = None, host: str = "127.0.0.1", port: int = 0):
+        self.spec = spec or FleetSpec()
+        self.clock = Clock(self.spec.now)
+        self.host, self.port = host, port
+        self.request_log: list[dict[str, Any]] = []
+        self._log_lock = threading.Lock()
+        self._tokens = Tokens(secrets.token_bytes(32))
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        extra = [r for r in self.spec.regions if r not in STANDARD_REGIONS]
+        self.enabled_regions: tuple[str, ...] = tuple(sorted({*STANDARD_REGIONS, *extra}))
+        self.disabled_regions = tuple(r for r in OPT_IN_REGIONS if r not in extra)
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the emulator is not running; call start() first")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> Emulator:
+        if self._server is None:
+            server = ThreadingHTTPServer((self.host, self.port), _Handler)
+            server.daemon_threads = True
+            server.emulator = self  # type: ignore[attr-defined]
+            self._server = server
+            self._thread = threading.Thread(
+                target=server.serve_forever, name="ssm-emulator", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            if self._thread is not None:
+                self._thread.join()
+            self._server = self._thread = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def ground_truth(self, account_id: str, region: str) -> list[dict[str, Any]]:
+        """What a full, unfiltered walk with Details=true returns right now."""
+        now = self.clock.now_ms()
+        window = history(self.spec, account_id, region, now)
+        return [render(inv, now, details=True) for inv in window.invocations]
+
+    def log(self, service: str | None, region: str | None, operation: str | None, params: Any):
+        entry = {"service": service, "region": region, "operation": operation, "params": params}
+        with self._log_lock:
+            self.request_log.append(entry)
+
+    # ---- services ---------------------------------------------------------------------
+
+    def ssm(self, region: str, target: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        operation = target[len(TARGET_PREFIX) :] if target.startswith(TARGET_PREFIX) else None
+        try:
+            params = json.loads(body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            self.log("ssm", region, operation, None)
+            raise ApiError(
+                "SerializationException", "Unexpected character in request body"
+            ) from None
+        self.log("ssm", region, operation, params)
+        if operation != "ListCommandInvocations":
+            raise ApiError("UnknownOperationException", f"Unknown operation {target or '(none)'}")
+        if region not in self.enabled_regions:
+            raise ApiError(
+                "UnrecognizedClientException",
+                "The security token included in the request is invalid.",
+            )
+        if self.spec.page_delay:
+            time.sleep(self.spec.page_delay)
+        now = self.clock.now_ms()
+        account = self.spec.account_id
+        window = history(self.spec, account, region, now)
+        result = list_command_invocations(
+            params, window=window, now=now, tokens=self._tokens, account=account, region=region
+        )
+        return 200, result
+
+    def sts(self, region: str, params: dict[str, str], request_id: str) -> str:
+        action = params.get("Action")
+        self.log("sts", region, action, params)
+        if action != "GetCallerIdentity":
+            raise ApiError("InvalidAction", f"Could not find operation {action} for version "
+                           f"{params.get('Version', 'NO_VERSION_SPECIFIED')}")  # fmt: skip
+        account = self.spec.account_id
+        return (
+            f'<GetCallerIdentityResponse xmlns="{_STS_NS}"><GetCallerIdentityResult>'
+            f"<Arn>arn:aws:iam::{account}:user/emulator</Arn>"
+            f"<UserId>AIDA{account}EMULATOR</UserId><Account>{account}</Account>"
+            f"</GetCallerIdentityResult><ResponseMetadata><RequestId>{request_id}</RequestId>"
+            "</ResponseMetadata></GetCallerIdentityResponse>"
+        )
+
+    def ec2(self, region: str, params: dict[str, str], request_id: str) -> str:
+        action = params.get("Action")
+        self.log("ec2", region, action, params)
+        if action != "DescribeRegions":
+            raise ApiError(
+                "InvalidAction", f"The action {action} is not valid for this web service."
+            )
+        if region not in self.enabled_regions:
+            raise ApiError(
+                "AuthFailure", "AWS was not able to validate the provided access credentials"
+            )
+        rows = [(name, "opt-in-not-required") for name in STANDARD_REGIONS]
+        rows += [
+            (name, "opted-in") for name in self.enabled_regions if name not in STANDARD_REGIONS
+        ]
+        if params.get("AllRegions", "").lower() == "true":
+            rows += [(name, "not-opted-in") for name in self.disabled_regions]
+        rows.sort()
+        wanted = _indexed(params, "RegionName")
+        if wanted:
+            unknown = sorted(set(wanted) - {name for name, _ in rows} - set(self.disabled_regions))
+            if unknown:
+                raise ApiError("InvalidParameterValue", f"Invalid region: {unknown[0]}")
+            every = rows + [(n, "not-opted-in") for n in self.disabled_regions]
+            rows = sorted({row for row in every if row[0] in wanted})
+        for index in range(1, 100):
+            name = params.get(f"Filter.{index}.Name")
+            if name is None:
+                break
+            values = set(_indexed(params, f"Filter.{index}.Value"))
+            column = {"region-name": 0, "opt-in-status": 1, "endpoint": 2}.get(name)
+            if column is None:
+                raise ApiError("InvalidParameterValue", f"The filter '{name}' is invalid")
+            rows = [r for r in rows if (*r, f"ec2.{r[0]}.amazonaws.com")[column] in values]
+        items = "".join(
+            f"<item><regionName>{name}</regionName><regionEndpoint>ec2.{name}.amazonaws.com"
+            f"</regionEndpoint><optInStatus>{status}</optInStatus></item>"
+            for name, status in rows
+        )
+        return (
+            f'<DescribeRegionsResponse xmlns="{_EC2_NS}"><requestId>{request_id}</requestId>'
+            f"<regionInfo>{items}</regionInfo></DescribeRegionsResponse>"
+        )
+
+
+def _indexed(params: dict[str, str], prefix: str) -> list[str]:
+    values: list[str] = []
+    for index in range(1, 1000):
+        value = params.get(f"{prefix}.{index}")
+        if value is None:
+            return values
+        values.append(value)
+    return values
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "AmazonSSMEmulator"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass  # quiet: tests and the demo print their own summaries
+
+    def do_GET(self) -> None:
+        self._serve(urlsplit(self.path).query.encode())
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self._serve(self.rfile.read(length) if length else b"")
+
+    def _serve(self, body: bytes) -> None:
+        emulator: Emulator = self.server.emulator  # type: ignore[attr-defined]
+        request_id = str(uuid.uuid4())
+        protocol = self._guess_protocol(body)
+        service: str | None = None
+        try:
+            service, region = self._scope(emulator)
+            if service == "ssm":
+                status, payload = emulator.ssm(region, self.headers.get("X-Amz-Target", ""), body)
+                text = json.dumps(payload, ensure_ascii=False)
+                self._send(status, text.encode(), "application/x-amz-json-1.1", request_id)
+            elif service in ("sts", "ec2"):
+                params = {
+                    k: v[-1] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()
+                }
+                handler = emulator.sts if service == "sts" else emulator.ec2
+                self._send(
+                    200, handler(region, params, request_id).encode(), "text/xml", request_id
+                )
+            else:
+                emulator.log(service, region, None, None)
+                raise ApiError("UnknownOperationException", f"Unknown service: {service}")
+        except ApiError as error:
+            self._error(error, _PROTOCOLS.get(service or "", protocol), request_id)
+        except Exception as exc:  # noqa: BLE001 - the caller sees a 500, as from AWS
+            failure = ApiError("InternalServerError", f"{type(exc).__name__}: {exc}", 500)
+            self._error(failure, protocol, request_id)
+
+    def _guess_protocol(self, body: bytes) -> str:
+        """Before the scope is known: the shape of the request says how to answer it."""
+        if "x-www-form-urlencoded" in self.headers.get("Content-Type", "") or body.startswith(
+            b"Action="
+        ):
+            return "ec2" if b"Version=2016-11-15" in body else "query"
+        return "json"
+
+    def _scope(self, emulator: Emulator) -> tuple[str, str]:
+        header = self.headers.get("Authorization")
+        if not header:
+            emulator.log(None, None, None, None)
+            raise ApiError("MissingAuthenticationTokenException", "Missing Authentication Token")
+        match = _AUTH.match(header.strip())
+        if not match:
+            emulator.log(None, None, None, None)
+            raise ApiError(
+                "IncompleteSignatureException",
+                "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' "
+                f"parameters in the form AWS4-HMAC-SHA256 Credential=AKID/date/region/service/"
+                f"aws4_request, SignedHeaders=..., Signature=... Authorization={header}",
+            )
+        return match["service"], match["region"]
+
+    def _error(self, error: ApiError, protocol: str, request_id: str) -> None:
+        code, message = escape(error.code), escape(error.message)
+        if protocol == "json":
+            body = json.dumps({"__type": error.code, "message": error.message}).encode()
+            self._send(error.status, body, "application/x-amz-json-1.1", request_id)
+            return
+        if protocol == "ec2":
+            text = (
+                f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{code}'
+                f"</Code><Message>{message}</Message></Error></Errors>"
+                f"<RequestID>{request_id}</RequestID></Response>"
+            )
+        else:
+            kind = "Receiver" if error.status >= 500 else "Sender"
+            text = (
+                f'<ErrorResponse xmlns="{_STS_NS}"><Error><Type>{kind}</Type><Code>{code}</Code>'
+                f"<Message>{message}</Message></Error><RequestId>{request_id}</RequestId>"
+                "</ErrorResponse>"
+            )
+        self._send(error.status, text.encode(), "text/xml", request_id)
+
+    def _send(self, status: int, body: bytes, content_type: str, request_id: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-amzn-RequestId", request_id)
+        self.end_headers()
+        self.wfile.write(body)
