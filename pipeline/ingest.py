@@ -256,6 +256,7 @@ def held_lake(config: RunConfig) -> Iterator[Lake]:
     with lake.lock():
         sweep(lake, config.grace_seconds)
         yield lake
+        sweep(lake, config.grace_seconds)  # with no grace, leave nothing retired behind
 
 
 def run_local(config: RunConfig, settings: AwsSettings, *, workers: int = 4) -> RunSummary:

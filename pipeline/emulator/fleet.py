@@ -239,18 +239,28 @@ _OUTCOMES = (
     ("Undeliverable", 2),
     ("Delayed", 1),
 )
+_LONG_COMMENT = (
+    "CHG0031337: quarterly CIS hardening for the PCI fleet, approved by the platform on-call "
+    "team; rollback plan in the wiki"
+)[:100]  # the API's maximum
+_BACKUP = "full backup to S3 (runs past the next day's start)"
 _PATCH_STEPS = ("PatchWindows", "PatchLinux", "PatchMacOS")
 _INVENTORY_STEPS = ("collectInventory", "uploadInventory")
 
 
 def _command(
-    rng: random.Random, account: str, region: str, requested: int, document: str, plugins
+    rng: random.Random,
+    account: str,
+    region: str,
+    requested: int,
+    document: str,
+    plugins: tuple[str, ...],
+    comment: str | None = None,
 ) -> Command:
     command_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
     version = rng.choice(("$DEFAULT", "$DEFAULT", "$LATEST", "1", "3"))
-    comment = rng.choice(
-        ("", "", "", "nightly maintenance window", "Überprüfung der Festplatten 💾", "x" * 100)
-    )
+    choices = ("", "", "", "nightly maintenance window", "Überprüfung der Festplatten 💾")
+    comment = rng.choice((*choices, _LONG_COMMENT)) if comment is None else comment
     roll = rng.random()
     service_role = ""
     if roll < 0.1:
@@ -282,6 +292,9 @@ def _command(
 
 def _invocation(rng: random.Random, command: Command, instance: Instance) -> Invocation:
     outcome = rng.choices([o for o, _ in _OUTCOMES], [w for _, w in _OUTCOMES])[0]
+    long_running = command.comment == _BACKUP
+    if long_running:
+        outcome = "Success"
     if instance.instance_id.startswith("mi-") and rng.random() < 0.05:
         outcome = "Undeliverable"  # hybrid nodes go offline more often
     requested = command.requested
@@ -340,6 +353,8 @@ def _invocation(rng: random.Random, command: Command, instance: Instance) -> Inv
             step = Step(name, clock, clock + duration, "Cancelled", "Cancelled", -1, "")
         else:
             duration = rng.randint(30_000, 1_500_000) if patch else rng.randint(100, 40_000)
+            if long_running:
+                duration = rng.randint(24 * 3_600_000 + 600_000, 27 * 3_600_000)
             step = Step(name, clock, clock + duration, "Success", "Success", 0, output)
         broken = broken or index == victim
         steps.append(step)
@@ -386,11 +401,14 @@ def day_schedule(
     rng = random.Random(f"{seed}:{account}:{region}:{day.isoformat()}")
     by_os = {p: [i for i in instances if i.platform == p] for p in ("Linux", "Windows", "MacOS")}
     unix = by_os["Linux"] + by_os["MacOS"]
-    plans: list[tuple[int, str, tuple[str, ...], list[Instance]]] = []
+    plans: list[tuple[int, str, tuple[str, ...], list[Instance], str | None]] = []
 
-    def plan(second: int, document: str, plugins: tuple[str, ...], targets, ms=None) -> None:
+    def plan(second, document, plugins, targets, ms=None, comment=None) -> None:
         ms = rng.randint(0, 999) if ms is None else ms
-        plans.append((_at(day, second, ms), document, plugins, list(targets)))
+        plans.append((_at(day, second, ms), document, plugins, list(targets), comment))
+
+    # A daily backup that runs for longer than a day: at any instant something is in flight.
+    plan(1800, "AWS-RunShellScript", ("aws:runShellScript",), unix[:1], comment=_BACKUP)
 
     nightly = [i for i in instances if rng.random() < 0.92]
     plan(7200 + rng.randint(0, 1200), "AWS-RunPatchBaseline", _PATCH_STEPS, nightly)
@@ -411,8 +429,8 @@ def day_schedule(
     if day.day == 1:  # ...and the first of the next, for partition boundaries
         plan(0, "Acme-CollectInventory", _INVENTORY_STEPS, instances[:2], ms=0)
     out: list[Invocation] = []
-    for requested, document, plugins, targets in plans:
-        command = _command(rng, account, region, requested, document, plugins)
+    for requested, document, plugins, targets, comment in plans:
+        command = _command(rng, account, region, requested, document, plugins, comment)
         out.extend(_invocation(rng, command, instance) for instance in targets)
     out.sort(key=lambda inv: inv.key)
     return tuple(out)

@@ -70,7 +70,10 @@ class Emulator:
             server.emulator = self  # type: ignore[attr-defined]
             self._server = server
             self._thread = threading.Thread(
-                target=server.serve_forever, name="ssm-emulator", daemon=True
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.05},  # stop() waits up to one interval
+                name="ssm-emulator",
+                daemon=True,
             )
             self._thread.start()
         return self
@@ -201,8 +204,9 @@ def _indexed(params: dict[str, str], prefix: str) -> list[str]:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server_version = "AmazonSSMEmulator"
-    sys_version = ""
+
+    def version_string(self) -> str:
+        return "Server"  # what AWS front ends send
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         pass  # quiet: tests and the demo print their own summaries
@@ -243,11 +247,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(failure, protocol, request_id)
 
     def _guess_protocol(self, body: bytes) -> str:
-        """Before the scope is known: the shape of the request says how to answer it."""
-        if "x-www-form-urlencoded" in self.headers.get("Content-Type", "") or body.startswith(
-            b"Action="
-        ):
-            return "ec2" if b"Version=2016-11-15" in body else "query"
+        """Before the scope is known, the request's shape says how to answer it."""
+        if self.headers.get("X-Amz-Target"):
+            return "json"
+        params = parse_qs(body.decode(errors="replace"))
+        if "Action" in params:
+            return "ec2" if params.get("Version") == ["2016-11-15"] else "query"
         return "json"
 
     def _scope(self, emulator: Emulator) -> tuple[str, str]:

@@ -54,6 +54,12 @@ class _Violations:
         shown = "null" if value is None else f"'{_show(value)}'"
         self.items.append(f"Value {shown} at '{path}' failed to satisfy constraint: {constraint}")
 
+    def bounds(self, value: Any, size: int, path: str, low: int, high: int, what: str) -> None:
+        if size < low:
+            self.add(value, path, f"Member must have {what} greater than or equal to {low}")
+        elif size > high:
+            self.add(value, path, f"Member must have {what} less than or equal to {high}")
+
     def raise_any(self) -> None:
         if self.items:
             n = len(self.items)
@@ -102,8 +108,9 @@ class Request:
         self.command_id = _string(body, "CommandId")
         self.instance_id = _string(body, "InstanceId")
         self.next_token = _string(body, "NextToken")
-        self.details = body.get("Details") or False
-        if not isinstance(self.details, bool):
+        details = body.get("Details")
+        self.details = bool(details)
+        if details is not None and not isinstance(details, bool):
             raise _serialization("Details must be a boolean")
         max_results = body.get("MaxResults")
         if max_results is not None and (
@@ -117,35 +124,18 @@ class Request:
         if filters is not None and not isinstance(filters, list):
             raise _serialization("Start of list found where not expected")
 
-        if self.command_id is not None and len(self.command_id) != 36:
-            bound = "greater" if len(self.command_id) < 36 else "less"
-            errors.add(
-                self.command_id, "commandId", f"Member must have length {bound} than or equal to 36"
-            )
+        if self.command_id is not None:
+            errors.bounds(self.command_id, len(self.command_id), "commandId", 36, 36, "length")
         if self.instance_id is not None and not _INSTANCE_ID.match(self.instance_id):
             errors.add(
                 self.instance_id,
                 "instanceId",
                 "Member must satisfy regular expression pattern: " + _INSTANCE_ID.pattern,
             )
-        if not 1 <= self.max_results <= MAX_RESULTS:
-            low = self.max_results < 1
-            errors.add(
-                self.max_results,
-                "maxResults",
-                f"Member must have value {'greater' if low else 'less'} than or equal to "
-                f"{1 if low else MAX_RESULTS}",
-            )
+        errors.bounds(self.max_results, self.max_results, "maxResults", 1, MAX_RESULTS, "value")
         self.filters: list[tuple[str, str]] = []
         if filters is not None:
-            if not 1 <= len(filters) <= 5:
-                low = len(filters) < 1
-                errors.add(
-                    filters,
-                    "filters",
-                    f"Member must have length {'greater' if low else 'less'} than or equal to "
-                    f"{1 if low else 5}",
-                )
+            errors.bounds(filters, len(filters), "filters", 1, 5, "length")
             for index, item in enumerate(filters, start=1):
                 self.filters.append(_filter(item, index, errors))
         errors.raise_any()
@@ -186,9 +176,8 @@ def _filter(item: Any, index: int, errors: _Violations) -> tuple[str, str]:
         )
     if value is None:
         errors.add(None, f"{where}.value", "Member must not be null")
-    elif not 1 <= len(value) <= 128:
-        bound = "greater than or equal to 1" if not value else "less than or equal to 128"
-        errors.add(value, f"{where}.value", f"Member must have length {bound}")
+    else:
+        errors.bounds(value, len(value), f"{where}.value", 1, 128, "length")
     return key or "", value or ""
 
 
