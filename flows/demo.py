@@ -25,11 +25,11 @@ _DROP_ENV = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_END
 
 _SUMMARY_BY_REGION = """
 SELECT region,
-       sum(invocations) AS invocations,
-       sum(succeeded) AS succeeded,
-       sum(failed) AS failed,
-       sum(timed_out) AS timed_out,
-       sum(in_flight) AS in_flight,
+       sum(invocations)::BIGINT AS invocations,
+       sum(succeeded)::BIGINT AS succeeded,
+       sum(failed)::BIGINT AS failed,
+       sum(timed_out)::BIGINT AS timed_out,
+       sum(in_flight)::BIGINT AS in_flight,
        round(100 * sum(succeeded) / nullif(sum(invocations) - sum(in_flight), 0), 1) AS success_pct
 FROM compliance_daily
 GROUP BY region

@@ -86,5 +86,15 @@ def nightly(
                 summary.results.append(future.result())
             except Exception as exc:  # failed for good; the other regions stand
                 summary.results.append(fail(target, plan.run_id, plan.account_id, region, exc))
-    logger.info("%s", summary.render())
+    totals = summary.totals()
+    failed = [f"{r.region} ({r.error})" for r in summary.results if not r.ok]
+    logger.info(
+        "run %s: %d regions, %d invocations, %d plugins, %d quarantined%s",
+        summary.run_id,
+        len(summary.results),
+        totals["invocations"],
+        totals["plugins"],
+        totals["quarantined"],
+        f"; failed: {'; '.join(failed)}" if failed else "",
+    )
     return summary

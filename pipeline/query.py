@@ -38,8 +38,8 @@ def json_value(value: Any) -> Any:
         return value.isoformat(timespec="milliseconds") + "Z"
     if isinstance(value, date | time):
         return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
+    if isinstance(value, Decimal):  # DuckDB's sum() of integers is a HUGEINT/DECIMAL
+        return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, bytes):
         return value.hex()
     if isinstance(value, list):

@@ -154,3 +154,47 @@ def test_window_of_the_fleet_is_the_last_30_days(fleet, nightly_lake):
         "SELECT min(requested_date_time), max(requested_date_time) FROM invocations"
     ).fetchall()[0]
     assert NOW - timedelta(days=30) <= oldest and newest <= NOW
+
+
+def test_a_failing_region_fails_alone_with_exit_1_and_a_ledger_row(fleet, prefect_api, tmp_path):
+    lake = tmp_path / "lake"
+    # af-south-1 is an opt-in region this account has not enabled: SSM answers
+    # UnrecognizedClientException there, as AWS does.
+    summary = nightly(lake=str(lake), regions=["eu-west-1", "af-south-1"], endpoint_url=fleet.url)
+    assert summary.exit_code == 1
+    by_region = {r.region: r for r in summary.results}
+    assert by_region["eu-west-1"].ok
+    assert by_region["af-south-1"].status == "failed"
+    assert "UnrecognizedClientException" in by_region["af-south-1"].error
+    assert {r["region"] for r in view_rows(lake, "invocations")} == {"eu-west-1"}
+    ledger = (
+        connect(Lake.open(lake))
+        .sql(
+            "SELECT region, status, coalesce(error LIKE '%UnrecognizedClientException%', false), watermark IS NULL "
+            "FROM ingest_runs ORDER BY region"
+        )
+        .fetchall()
+    )
+    assert ledger == [
+        ("af-south-1", "failed", True, True),
+        ("eu-west-1", "succeeded", False, False),
+    ]
+
+
+def test_cli_exit_code_1_names_the_failed_region(fleet, prefect_api, tmp_path):
+    env = {"PREFECT_API_URL": prefect_api, "AWS_ENDPOINT_URL": fleet.url}
+    done = _cli(["run", "--regions", "eu-west-1,af-south-1", "--lake", str(tmp_path / "lake")], env)
+    assert done.returncode == 1, done.stderr
+    assert "FAILED: af-south-1" in done.stdout
+
+
+def test_a_second_run_on_a_held_lake_exits_3(fleet, prefect_api, tmp_path):
+    lake = Lake.create(tmp_path / "lake")
+    env = {"PREFECT_API_URL": prefect_api, "AWS_ENDPOINT_URL": fleet.url}
+    with lake.lock():
+        done = _cli(["run", "--regions", "eu-west-1", "--lake", str(lake.root)], env)
+    assert done.returncode == 3
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"ssm-etl: error: another ssm-etl run holds the lake {lake.root}"
+    )
+    assert view_rows(lake.root, "invocations") == []
