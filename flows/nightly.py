@@ -11,7 +11,15 @@ from prefect.tasks import exponential_backoff
 from pipeline.config import DEFAULT_GRACE_SECONDS, DEFAULT_LOOKBACK_HOURS, RunConfig, Window
 from pipeline.errors import RetriableAwsError
 from pipeline.extract import AwsSettings
-from pipeline.ingest import RegionResult, RunSummary, fail, held_lake, ingest_region, plan_run
+from pipeline.ingest import (
+    IngestOptions,
+    RegionResult,
+    RunSummary,
+    fail,
+    held_lake,
+    ingest_region,
+    plan_run,
+)
 from pipeline.lake import Lake
 
 
@@ -36,9 +44,15 @@ def _retriable(task, task_run, state) -> bool:  # noqa: ANN001 (Prefect's hook s
     cache_policy=NO_CACHE,
 )
 def ingest_region_task(
-    settings: AwsSettings, lake: Lake, run_id: str, account_id: str, region: str, window: Window
+    settings: AwsSettings,
+    lake: Lake,
+    run_id: str,
+    account_id: str,
+    region: str,
+    window: Window,
+    options: IngestOptions,
 ) -> RegionResult:
-    return ingest_region(settings, lake, run_id, account_id, region, window)
+    return ingest_region(settings, lake, run_id, account_id, region, window, options=options)
 
 
 @flow(name="ssm-etl-nightly", validate_parameters=False)
@@ -52,6 +66,7 @@ def nightly(
     since: str | None = None,
     full_refresh: bool = False,
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
+    redact: list[str] | None = None,
 ) -> RunSummary:
     """Export every region's new and changed Run Command history into the lake.
 
@@ -68,6 +83,7 @@ def nightly(
         since=datetime.fromisoformat(since) if since else None,
         full_refresh=full_refresh,
         grace_seconds=grace_seconds,
+        redact=tuple(redact or ()),
     )
     settings = AwsSettings(profile=profile, endpoint_url=endpoint_url)
     with held_lake(config) as target:
@@ -76,9 +92,10 @@ def nightly(
             "run %s: account %s, %d regions", plan.run_id, plan.account_id, len(plan.regions)
         )
         args = (settings, target, plan.run_id, plan.account_id)
-        window = config.window()
+        window, options = config.window(), IngestOptions.from_config(config)
         futures = {
-            region: ingest_region_task.submit(*args, region, window) for region in plan.regions
+            region: ingest_region_task.submit(*args, region, window, options)
+            for region in plan.regions
         }
         summary = RunSummary(plan.run_id)
         for region, future in futures.items():

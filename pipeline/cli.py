@@ -84,6 +84,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--full-refresh", action="store_true", help="re-read everything the API still has"
     )
     _grace_option(run)
+    run.add_argument(
+        "--redact",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="mask matches in command output before storing it: 'aws' for the built-in AWS "
+        "key/secret/token patterns, or a regular expression; repeatable (default: off)",
+    )
 
     demo = commands.add_parser(
         "demo",
@@ -158,6 +166,7 @@ def _run(args: argparse.Namespace) -> int:
         since=parse_since(args.since) if args.since else None,
         full_refresh=args.full_refresh,
         grace_seconds=args.grace_minutes * 60,
+        redact=tuple(args.redact),
     )
     Lake.check_location(config.lake)
     from flows.nightly import nightly  # Prefect is imported only for the commands that run it
@@ -174,6 +183,7 @@ def _run(args: argparse.Namespace) -> int:
             since=config.since.isoformat() if config.since else None,
             full_refresh=config.full_refresh,
             grace_seconds=config.grace_seconds,
+            redact=list(config.redact),
         )
     print(summary.render())
     return summary.exit_code

@@ -8,14 +8,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
+
+import botocore.session
 
 from .errors import ConfigError
+from .redact import Redactor
 
 ALL_REGIONS = "all"
 DEFAULT_LOOKBACK_HOURS = 48.0
 DEFAULT_GRACE_SECONDS = 3600.0
 """Superseded files live this long after a rewrite, for queries already running."""
-_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 
 
@@ -26,10 +29,25 @@ def parse_regions(text: str) -> tuple[str, ...]:
         raise ConfigError("--regions is empty: give region names or 'all'")
     if names == (ALL_REGIONS,):
         return names
+    known = known_regions()
     for name in names:
-        if not _REGION.match(name):
-            raise ConfigError(f"not an AWS region name: {name!r}")
+        if name not in known:
+            raise ConfigError(
+                f"unknown AWS region {name!r} (not in botocore's endpoint data; "
+                "a brand-new region needs a newer boto3)"
+            )
     return names
+
+
+@cache
+def known_regions() -> frozenset[str]:
+    """Every region botocore knows for SSM, in every partition (aws, aws-cn, aws-us-gov...)."""
+    session = botocore.session.get_session()
+    return frozenset(
+        region
+        for partition in session.get_available_partitions()
+        for region in session.get_available_regions("ssm", partition_name=partition)
+    )
 
 
 def check_account_id(text: str) -> str:
@@ -69,6 +87,8 @@ class RunConfig:
     since: datetime | None = None
     full_refresh: bool = False
     grace_seconds: float = DEFAULT_GRACE_SECONDS
+    redact: tuple[str, ...] = ()
+    """`aws` (built-in patterns) and/or regular expressions masked in command output."""
 
     def __post_init__(self) -> None:
         parse_regions(",".join(self.regions))
@@ -79,6 +99,7 @@ class RunConfig:
             raise ConfigError("--since and --full-refresh do not go together")
         if self.grace_seconds < 0:
             raise ConfigError("the grace period cannot be negative")
+        Redactor.from_options(self.redact)  # bad patterns fail here, before any work
 
     @property
     def discover_regions(self) -> bool:

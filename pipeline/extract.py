@@ -11,7 +11,9 @@ a single malformed record. Errors still go through botocore's own parser.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import random
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -143,19 +145,44 @@ class Page:
     next_token: str | None
 
 
+@dataclass(frozen=True)
+class PageRetry:
+    """Retries of one page after botocore's own attempts are spent.
+
+    The same request (same NextToken) is sent again, so the walk resumes
+    where it was instead of restarting the region.
+    """
+
+    attempts: int = 4
+    base_seconds: float = 2.0
+    cap_seconds: float = 60.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def delay(self, attempt: int) -> float:
+        return min(self.cap_seconds, self.base_seconds * 2**attempt) * random.uniform(0.5, 1.0)
+
+
+REPEATED_TOKEN_LIMIT = 3
+"""A NextToken returned this many times means SSM's endless-token bug, not progress."""
+
+
 def iter_pages(
     client: Any,
     *,
     invoked_after: datetime | None = None,
     invoked_before: datetime | None = None,
     page_size: int = PAGE_SIZE,
+    retry: PageRetry | None = None,
+    region: str = "",
 ) -> Iterator[Page]:
     """Yield every page of ListCommandInvocations (Details=true), newest first.
 
-    botocore retries each request in place (same NextToken), so a throttled or
-    failed page resumes where it was rather than restarting the region. A
-    NextToken seen twice would loop forever; it fails the region instead.
+    Empty pages that still carry a NextToken are followed to the end. Raises
+    AwsError: RetriableAwsError once a page has failed `retry.attempts` times
+    more, FatalAwsError at once for anything else (InvalidNextToken included:
+    the caller restarts the window).
     """
+    retry = retry or PageRetry()
     filters = []
     if invoked_after is not None:
         filters.append({"key": "InvokedAfter", "value": iso_utc(invoked_after)})
@@ -164,23 +191,36 @@ def iter_pages(
     request: dict[str, Any] = {"Details": True, "MaxResults": page_size}
     if filters:
         request["Filters"] = filters
-    seen_tokens: set[str] = set()
+    seen_tokens: dict[str, int] = {}
     token: str | None = None
     while True:
         if token is not None:
             request["NextToken"] = token
-        response = client.list_command_invocations(**request)
+        response = _call(client, request, retry, region)
         token = response.get("NextToken") or None
         yield Page(records=response.get("CommandInvocations") or [], next_token=token)
         if token is None:
             return
-        if token in seen_tokens:
+        seen_tokens[token] = seen_tokens.get(token, 0) + 1
+        if seen_tokens[token] >= REPEATED_TOKEN_LIMIT:
             raise FatalAwsError(
-                "ListCommandInvocations returned the same NextToken twice; stopping to "
-                "avoid an endless loop",
+                f"ListCommandInvocations returned the same NextToken {REPEATED_TOKEN_LIMIT} "
+                "times; stopping instead of looping forever (a known SSM pagination bug)",
                 code="RepeatedNextToken",
+                region=region,
             )
-        seen_tokens.add(token)
+
+
+def _call(client: Any, request: dict[str, Any], retry: PageRetry, region: str) -> Any:
+    for attempt in range(retry.attempts + 1):
+        try:
+            return client.list_command_invocations(**request)
+        except (ClientError, BotoCoreError) as exc:
+            error = aws_error(exc, region)
+            if not isinstance(error, RetriableAwsError) or attempt == retry.attempts:
+                raise error from exc
+            retry.sleep(retry.delay(attempt))
+    raise AssertionError("unreachable")
 
 
 def caller_account(settings: AwsSettings, session: boto3.Session, region: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from .errors import BadRecordError
+from .redact import Redactor
 from .schema import COMMAND_PLUGINS_SCHEMA, INVOCATIONS_SCHEMA, QUARANTINE_SCHEMA
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -107,11 +108,15 @@ def _optional_ms(record: Mapping[str, Any], key: str) -> int | None:
     return None if value is None else to_epoch_ms(value, key)
 
 
-def invocation_row(record: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def invocation_row(
+    record: Mapping[str, Any], redactor: Redactor | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One API record to an invocation row and its plugin rows (without lineage).
 
     Raises BadRecordError when the record cannot be stored faithfully.
+    `redactor`, if given, masks secrets in command output before storage.
     """
+    scrub = redactor or _keep
     if not isinstance(record, Mapping):
         raise BadRecordError(f"record is not an object: {type(record).__name__}")
     requested_ms = to_epoch_ms(record.get("RequestedDateTime"), "RequestedDateTime")
@@ -134,7 +139,7 @@ def invocation_row(record: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict
         "requested_date": requested_day,
         "status": _text(record, "Status"),
         "status_details": _text(record, "StatusDetails"),
-        "trace_output": _text(record, "TraceOutput"),
+        "trace_output": scrub(_text(record, "TraceOutput")),
         "standard_output_url": _text(record, "StandardOutputUrl"),
         "standard_error_url": _text(record, "StandardErrorUrl"),
         "service_role": _text(record, "ServiceRole"),
@@ -165,7 +170,7 @@ def invocation_row(record: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict
                 "response_code": _response_code(plugin),
                 "response_start_date_time": _optional_ms(plugin, "ResponseStartDateTime"),
                 "response_finish_date_time": _optional_ms(plugin, "ResponseFinishDateTime"),
-                "output": _text(plugin, "Output"),
+                "output": scrub(_text(plugin, "Output")),
                 "standard_output_url": _text(plugin, "StandardOutputUrl"),
                 "standard_error_url": _text(plugin, "StandardErrorUrl"),
                 "output_s3_region": _text(plugin, "OutputS3Region"),
@@ -192,14 +197,20 @@ def _table(rows: list[dict[str, Any]], schema: pa.Schema, lineage: Lineage) -> p
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
-def flatten_page(records: Iterable[Any], lineage: Lineage) -> FlatPage:
+def _keep(text: str | None) -> str | None:
+    return text
+
+
+def flatten_page(
+    records: Iterable[Any], lineage: Lineage, redactor: Redactor | None = None
+) -> FlatPage:
     """Flatten one page of CommandInvocations into the two tables of the lake."""
     invocations: list[dict[str, Any]] = []
     plugins: list[dict[str, Any]] = []
     rejected: list[Rejected] = []
     for record in records:
         try:
-            row, plugin_rows = invocation_row(record)
+            row, plugin_rows = invocation_row(record, redactor)
         except BadRecordError as exc:
             rejected.append(Rejected(record, str(exc)))
             continue
@@ -212,12 +223,17 @@ def flatten_page(records: Iterable[Any], lineage: Lineage) -> FlatPage:
     )
 
 
-def quarantine_table(rejected: list[Rejected], lineage: Lineage) -> pa.Table:
-    """Rejected records as rows of the quarantine table, raw JSON kept verbatim."""
+def quarantine_table(
+    rejected: list[Rejected], lineage: Lineage, redactor: Redactor | None = None
+) -> pa.Table:
+    """Rejected records as rows of the quarantine table, raw JSON kept (but redacted)."""
+    scrub = redactor or _keep
     rows = [
         {
             "reason": item.reason,
-            "raw_json": json.dumps(item.record, sort_keys=True, ensure_ascii=False, default=str),
+            "raw_json": scrub(
+                json.dumps(item.record, sort_keys=True, ensure_ascii=False, default=str)
+            ),
         }
         for item in rejected
     ]

@@ -25,15 +25,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow.compute as pc
-from botocore.exceptions import BotoCoreError, ClientError
 
 from . import ledger
 from .compact import Compactor, retire, sweep
 from .config import RunConfig, Window
 from .errors import AwsError
-from .extract import AwsSettings, aws_error, caller_account, enabled_regions, iter_pages
+from .extract import AwsSettings, PageRetry, caller_account, enabled_regions, iter_pages
 from .flatten import Lineage, flatten_page, quarantine_table
-from .lake import Lake
+from .lake import Lake, RegionWriter
+from .redact import Redactor
 from .schema import COMMAND_PLUGINS, INGEST_RUNS, INVOCATIONS, QUARANTINE
 
 log = logging.getLogger("ssm_etl")
@@ -151,6 +151,10 @@ def plan_run(config: RunConfig, settings: AwsSettings, run_id: str | None = None
     return RunPlan(run_id=run_id or new_run_id(), account_id=account_id, regions=regions)
 
 
+WALK_RESTARTS = 2
+"""How often a window is re-read from its start after InvalidNextToken."""
+
+
 def ingest_region(
     settings: AwsSettings,
     lake: Lake,
@@ -158,6 +162,8 @@ def ingest_region(
     account_id: str,
     region: str,
     window: Window | None = None,
+    *,
+    options: IngestOptions | None = None,
 ) -> RegionResult:
     """Walk one region's window, commit it, compact what it touched, advance the watermark.
 
@@ -165,36 +171,29 @@ def ingest_region(
     the watermark then stays where it was.
     """
     window = window or Window()
+    options = options or IngestOptions()
     prior = ledger.watermark_ms(lake, account_id, region)
     result = RegionResult(run_id=run_id, account_id=account_id, region=region)
     result.window_start_ms = window.start_ms(prior)
     lineage = Lineage(account_id, region, run_id, result.started_ms)
-    writer = lake.writer(run_id, account_id, region)
-    newest: int | None = None
-    try:
-        client = settings.client(settings.session(), "ssm", region)
-        after = _ms_to_datetime(result.window_start_ms)
-        for page in iter_pages(client, invoked_after=after):
-            flat = flatten_page(page.records, lineage)
-            writer.add(INVOCATIONS, flat.invocations)
-            writer.add(COMMAND_PLUGINS, flat.plugins)
-            writer.add(QUARANTINE, quarantine_table(flat.rejected, lineage))
-            if flat.invocations.num_rows:
-                page_newest = pc.max(flat.invocations["requested_date_time"]).value
-                newest = page_newest if newest is None else max(newest, page_newest)
-            result.pages += 1
-            result.invocations += flat.invocations.num_rows
-            result.plugins += flat.plugins.num_rows
-            result.quarantined += len(flat.rejected)
-        committed = writer.commit()
-    except (ClientError, BotoCoreError) as exc:
-        writer.abort()
-        raise aws_error(exc, region) from exc
-    except BaseException as exc:
-        writer.abort()
-        if isinstance(exc, AwsError) and not exc.region:
-            exc.region = region
-        raise
+    client = settings.client(settings.session(), "ssm", region)
+    for restart in range(WALK_RESTARTS + 1):
+        writer = lake.writer(run_id, account_id, region)
+        try:
+            newest = _walk(client, writer, result, lineage, options)
+            committed = writer.commit()
+            break
+        except AwsError as exc:
+            writer.abort()
+            exc.region = exc.region or region
+            if exc.code != "InvalidNextToken" or restart == WALK_RESTARTS:
+                raise
+            log.warning(
+                "%s %s: InvalidNextToken mid-walk; re-reading the window", account_id, region
+            )
+        except BaseException:
+            writer.abort()
+            raise
     result.files = len(committed)
     compact_region(lake, run_id, committed)
     result.window_end_ms = newest
@@ -206,6 +205,45 @@ def ingest_region(
         "%s %s: %d invocations, %d pages", account_id, region, result.invocations, result.pages
     )
     return result
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    """Knobs of one region's walk that are not about the window."""
+
+    retry: PageRetry = field(default_factory=PageRetry)
+    redactor: Redactor | None = None
+
+    @classmethod
+    def from_config(cls, config: RunConfig) -> IngestOptions:
+        return cls(redactor=Redactor.from_options(config.redact))
+
+
+def _walk(
+    client: object,
+    writer: RegionWriter,
+    result: RegionResult,
+    lineage: Lineage,
+    options: IngestOptions,
+) -> int | None:
+    """Stream every page of the window into `writer`; returns the newest requested time."""
+    result.pages = result.invocations = result.plugins = result.quarantined = 0
+    newest: int | None = None
+    after = _ms_to_datetime(result.window_start_ms)
+    pages = iter_pages(client, invoked_after=after, retry=options.retry, region=result.region)
+    for page in pages:
+        flat = flatten_page(page.records, lineage, redactor=options.redactor)
+        writer.add(INVOCATIONS, flat.invocations)
+        writer.add(COMMAND_PLUGINS, flat.plugins)
+        writer.add(QUARANTINE, quarantine_table(flat.rejected, lineage, options.redactor))
+        if flat.invocations.num_rows:
+            page_newest = pc.max(flat.invocations["requested_date_time"]).value
+            newest = page_newest if newest is None else max(newest, page_newest)
+        result.pages += 1
+        result.invocations += flat.invocations.num_rows
+        result.plugins += flat.plugins.num_rows
+        result.quarantined += len(flat.rejected)
+    return newest
 
 
 def compact_region(lake: Lake, run_id: str, committed: list[Path]) -> None:
@@ -259,16 +297,25 @@ def held_lake(config: RunConfig) -> Iterator[Lake]:
         sweep(lake, config.grace_seconds)  # with no grace, leave nothing retired behind
 
 
-def run_local(config: RunConfig, settings: AwsSettings, *, workers: int = 4) -> RunSummary:
+def run_local(
+    config: RunConfig,
+    settings: AwsSettings,
+    *,
+    workers: int = 4,
+    options: IngestOptions | None = None,
+) -> RunSummary:
     """A whole run without Prefect: the regions in a thread pool, no retries beyond botocore's."""
     with held_lake(config) as lake:
         plan = plan_run(config, settings)
         summary = RunSummary(plan.run_id)
         window = config.window()
+        options = options or IngestOptions.from_config(config)
 
         def one(region: str) -> RegionResult:
             try:
-                return ingest_region(settings, lake, plan.run_id, plan.account_id, region, window)
+                return ingest_region(
+                    settings, lake, plan.run_id, plan.account_id, region, window, options=options
+                )
             except AwsError as exc:
                 return fail(lake, plan.run_id, plan.account_id, region, exc)
 
