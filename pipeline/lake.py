@@ -77,7 +77,10 @@ class Lake:
             Lake.open(root)  # refuses lakes from newer versions
         elif root.exists() and any(root.iterdir()):
             raise ConfigError(f"lake path exists, is not empty and is not a lake: {root}")
-        if not os.access(_existing_parent(root), os.W_OK | os.X_OK):
+        parent = _existing_parent(root)
+        if not parent.is_dir():
+            raise ConfigError(f"lake path is inside a file ({parent}): {root}")
+        if not os.access(parent, os.W_OK | os.X_OK):
             raise ConfigError(f"lake path is not writable: {root}")
         return root
 
@@ -86,9 +89,12 @@ class Lake:
         """Open a lake for writing, creating it (and its placeholders) if needed."""
         root = cls.check_location(location)
         if not (root / "lake.json").exists():
-            root.mkdir(parents=True, exist_ok=True)
-            meta = {"format": FORMAT, "version": FORMAT_VERSION}
-            _write_atomic(root / "lake.json", json.dumps(meta))
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+                meta = {"format": FORMAT, "version": FORMAT_VERSION}
+                _write_atomic(root / "lake.json", json.dumps(meta))
+            except OSError as exc:
+                raise ConfigError(f"cannot create the lake at {root}: {exc.strerror}") from None
         lake = cls.open(root)
         for table in TABLES:
             lake._ensure_placeholder(table)

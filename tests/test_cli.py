@@ -164,3 +164,47 @@ def test_sql_table(capsys, empty_lake):
         "42",
     ]
     assert lines[-1] == "(1 row)"
+
+
+def test_run_rejects_a_lake_path_inside_a_file(capsys, tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    err = _one_line_error(
+        capsys, ["run", "--lake", str(tmp_path / "notes.txt" / "lake"), "--regions", "us-east-1"]
+    )
+    assert "inside a file" in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [
+        pytest.param(["--lookback", "two days"], "--lookback must be a number", id="lookback-text"),
+        pytest.param(["--lookback", "-1"], "--lookback must be between", id="lookback-negative"),
+        pytest.param(
+            ["--since", "last tuesday"], "--since must be an ISO-8601", id="since-malformed"
+        ),
+        pytest.param(["--redact", "(oops"], "bad redaction pattern", id="redact-pattern"),
+    ],
+)
+def test_run_rejects_bad_window_options(capsys, tmp_path, flags, fragment):
+    lake = tmp_path / "lake"
+    err = _one_line_error(capsys, ["run", "--lake", str(lake), "--regions", "us-east-1", *flags])
+    assert fragment in err
+    assert not lake.exists()
+
+
+def test_since_and_full_refresh_are_exclusive(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "run",
+                "--lake",
+                str(tmp_path),
+                "--regions",
+                "us-east-1",
+                "--since",
+                "2026-01-01",
+                "--full-refresh",
+            ]
+        )
+    assert exit_info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
