@@ -133,6 +133,24 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--older-than", required=True, type=float, metavar="DAYS")
     _grace_option(purge)
 
+    ddl = commands.add_parser(
+        "ddl",
+        help="print CREATE EXTERNAL TABLE statements for Athena/Glue",
+        description="Print Glue/Athena DDL for every lake table, generated from the same Arrow "
+        "schemas the writer uses, with partition projection on account_id, region and "
+        "requested_month.",
+    )
+    ddl.add_argument("--engine", choices=("athena",), default="athena")
+    ddl.add_argument("--location", required=True, help="the lake's S3 URL, e.g. s3://bucket/lake")
+    ddl.add_argument("--database", default="ssm_etl", help="Glue database (default %(default)s)")
+    ddl.add_argument(
+        "--account",
+        action="append",
+        metavar="ID",
+        help="project account_id as an enum of these accounts (repeatable); default: injected, "
+        "so every query must filter on account_id",
+    )
+
     sql = commands.add_parser(
         "sql",
         help="run SQL over the lake's views",
@@ -243,6 +261,13 @@ def _purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ddl(args: argparse.Namespace) -> int:
+    from .ddl import athena_ddl
+
+    print(athena_ddl(args.location, database=args.database, accounts=args.account))
+    return 0
+
+
 def _sql(args: argparse.Namespace) -> int:
     from .query import render, run_query
 
@@ -255,6 +280,7 @@ COMMANDS = {
     "demo": _demo,
     "emulator": _emulator,
     "purge": _purge,
+    "ddl": _ddl,
     "sql": _sql,
 }
 
@@ -267,6 +293,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(exc).split())
         print(f"ssm-etl: error: {message}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `ssm-etl sql ... | head`: the reader has seen enough
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

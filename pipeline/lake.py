@@ -215,24 +215,27 @@ class RegionWriter:
             return
         if table.schema != spec.schema:
             raise TypeError(f"{spec.name}: batch schema differs from the declared schema")
-        months = month_keys(table, spec)
         account = table.column("account_id")[0].as_py()
         region = table.column("region")[0].as_py()
         file_columns = table.select(spec.file_schema.names)
-        for month in pc.unique(months).to_pylist():
+        if spec.month_from is None:
+            self._partition(spec, account, region, None).add(file_columns)
+            return
+        months = month_keys(table, spec)
+        distinct = pc.unique(months).to_pylist()
+        for month in distinct:
             part = (
-                file_columns.filter(pc.equal(months, month))
-                if len(set(months.to_pylist())) > 1
-                else file_columns
+                file_columns if len(distinct) == 1 else file_columns.filter(pc.equal(months, month))
             )
             self._partition(spec, account, region, month).add(part)
 
-    def _partition(self, spec: TableSpec, account: str, region: str, month: str) -> _Partition:
+    def _partition(
+        self, spec: TableSpec, account: str, region: str, month: str | None
+    ) -> _Partition:
         key = (spec.name, month)
         if key not in self._partitions:
-            relative = Path(
-                spec.name, f"account_id={account}", f"region={region}", f"requested_month={month}"
-            )
+            values = {"account_id": account, "region": region, "requested_month": month}
+            relative = Path(spec.name).joinpath(*(f"{c}={values[c]}" for c in spec.partition_by))
             name = f"part-{self.run_id}-{uuid.uuid4().hex[:8]}.parquet"
             self._partitions[key] = _Partition(
                 spec, self.staging / relative / name, self.lake.root / relative / name

@@ -19,7 +19,7 @@ COMMANDS = sorted(
 
 
 def test_the_commands_are_the_documented_ones():
-    assert COMMANDS == ["demo", "emulator", "purge", "run", "sql"]
+    assert COMMANDS == ["ddl", "demo", "emulator", "purge", "run", "sql"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
