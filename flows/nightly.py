@@ -8,7 +8,13 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from pipeline.config import DEFAULT_GRACE_SECONDS, DEFAULT_LOOKBACK_HOURS, RunConfig, Window
+from pipeline.config import (
+    DEFAULT_GRACE_SECONDS,
+    DEFAULT_LOOKBACK_HOURS,
+    DEFAULT_SLICES,
+    RunConfig,
+    Window,
+)
 from pipeline.errors import RetriableAwsError
 from pipeline.extract import AwsSettings
 from pipeline.ingest import (
@@ -67,6 +73,7 @@ def nightly(
     full_refresh: bool = False,
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
     redact: list[str] | None = None,
+    slices: int = DEFAULT_SLICES,
 ) -> RunSummary:
     """Export every region's new and changed Run Command history into the lake.
 
@@ -84,6 +91,7 @@ def nightly(
         full_refresh=full_refresh,
         grace_seconds=grace_seconds,
         redact=tuple(redact or ()),
+        slices=slices,
     )
     settings = AwsSettings(profile=profile, endpoint_url=endpoint_url)
     with held_lake(config) as target:

@@ -16,6 +16,7 @@ from . import __version__
 from .config import (
     DEFAULT_GRACE_SECONDS,
     DEFAULT_LOOKBACK_HOURS,
+    DEFAULT_SLICES,
     RunConfig,
     check_account_id,
     parse_lookback,
@@ -84,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--full-refresh", action="store_true", help="re-read everything the API still has"
     )
     _grace_option(run)
+    run.add_argument(
+        "--slices",
+        type=int,
+        default=DEFAULT_SLICES,
+        help="concurrent time slices per region, to fill the API's rate limit (default %(default)s)",
+    )
     run.add_argument(
         "--redact",
         action="append",
@@ -185,6 +192,7 @@ def _run(args: argparse.Namespace) -> int:
         full_refresh=args.full_refresh,
         grace_seconds=args.grace_minutes * 60,
         redact=tuple(args.redact),
+        slices=args.slices,
     )
     Lake.check_location(config.lake)
     from flows.nightly import nightly  # Prefect is imported only for the commands that run it
@@ -202,6 +210,7 @@ def _run(args: argparse.Namespace) -> int:
             full_refresh=config.full_refresh,
             grace_seconds=config.grace_seconds,
             redact=list(config.redact),
+            slices=config.slices,
         )
     print(summary.render())
     return summary.exit_code

@@ -72,7 +72,7 @@ class Compactor:
     def _read(self, spec: TableSpec, files: list[Path]) -> pa.Table:
         return self.con.sql(_query(spec, files)).to_arrow_table()
 
-    def compact_month(self, partition: Path) -> list[Path]:
+    def compact_month(self, partition: Path, *, force: bool = False) -> list[Path]:
         """Invocations and their plugins of one `account/region/month`; returns retired files.
 
         `partition` is relative to a table directory, e.g.
@@ -81,7 +81,7 @@ class Compactor:
         inv_dir = self.lake.table_dir(INVOCATIONS) / partition
         plg_dir = self.lake.table_dir(COMMAND_PLUGINS) / partition
         inv_files, plg_files = data_files(inv_dir), data_files(plg_dir)
-        if len(inv_files) <= 1 and len(plg_files) <= 1:
+        if not inv_files or (len(inv_files) <= 1 and len(plg_files) <= 1 and not force):
             return []
         survivors = self._read(INVOCATIONS, inv_files)
         self.con.register("survivors", survivors)

@@ -17,6 +17,8 @@ from .redact import Redactor
 
 ALL_REGIONS = "all"
 DEFAULT_LOOKBACK_HOURS = 48.0
+DEFAULT_SLICES = 4
+"""Concurrent time slices per region: enough to fill a 20 requests/s throttle at 200 ms a page."""
 DEFAULT_GRACE_SECONDS = 3600.0
 """Superseded files live this long after a rewrite, for queries already running."""
 _ACCOUNT = re.compile(r"^\d{12}$")
@@ -89,6 +91,7 @@ class RunConfig:
     grace_seconds: float = DEFAULT_GRACE_SECONDS
     redact: tuple[str, ...] = ()
     """`aws` (built-in patterns) and/or regular expressions masked in command output."""
+    slices: int = DEFAULT_SLICES
 
     def __post_init__(self) -> None:
         parse_regions(",".join(self.regions))
@@ -100,6 +103,8 @@ class RunConfig:
         if self.grace_seconds < 0:
             raise ConfigError("the grace period cannot be negative")
         Redactor.from_options(self.redact)  # bad patterns fail here, before any work
+        if not 1 <= self.slices <= 32:
+            raise ConfigError(f"--slices must be from 1 to 32, not {self.slices}")
 
     @property
     def discover_regions(self) -> bool:

@@ -24,17 +24,16 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pyarrow.compute as pc
-
 from . import ledger
 from .compact import Compactor, retire, sweep
-from .config import RunConfig, Window
+from .config import DEFAULT_SLICES, RunConfig, Window
 from .errors import AwsError
-from .extract import AwsSettings, PageRetry, caller_account, enabled_regions, iter_pages
-from .flatten import Lineage, flatten_page, quarantine_table
-from .lake import Lake, RegionWriter
+from .extract import AwsSettings, PageRetry, caller_account, enabled_regions
+from .flatten import Lineage
+from .lake import Lake
 from .redact import Redactor
 from .schema import COMMAND_PLUGINS, INGEST_RUNS, INVOCATIONS, QUARANTINE
+from .walk import slices, walk_region
 
 log = logging.getLogger("ssm_etl")
 
@@ -177,10 +176,18 @@ def ingest_region(
     result.window_start_ms = window.start_ms(prior)
     lineage = Lineage(account_id, region, run_id, result.started_ms)
     client = settings.client(settings.session(), "ssm", region)
+    window_slices = slices(result.window_start_ms, _now_ms(), options.slices)
     for restart in range(WALK_RESTARTS + 1):
         writer = lake.writer(run_id, account_id, region)
         try:
-            newest = _walk(client, writer, result, lineage, options)
+            stats = walk_region(
+                client,
+                writer,
+                lineage,
+                window_slices,
+                retry=options.retry,
+                redactor=options.redactor,
+            )
             committed = writer.commit()
             break
         except AwsError as exc:
@@ -194,8 +201,12 @@ def ingest_region(
         except BaseException:
             writer.abort()
             raise
+    result.pages, result.invocations = stats.pages, stats.invocations
+    result.plugins, result.quarantined = stats.plugins, stats.quarantined
     result.files = len(committed)
-    compact_region(lake, run_id, committed)
+    # Slices interleave their pages, so a sliced walk's files are re-sorted by compaction.
+    compact_region(lake, run_id, committed, resort=len(window_slices) > 1)
+    newest = stats.newest_ms
     result.window_end_ms = newest
     candidates = [m for m in (prior, newest) if m is not None]
     result.watermark_ms = max(candidates) if candidates else None
@@ -213,41 +224,19 @@ class IngestOptions:
 
     retry: PageRetry = field(default_factory=PageRetry)
     redactor: Redactor | None = None
+    slices: int = DEFAULT_SLICES
+    """Concurrent time slices per region (see `pipeline.walk`)."""
 
     @classmethod
     def from_config(cls, config: RunConfig) -> IngestOptions:
-        return cls(redactor=Redactor.from_options(config.redact))
+        return cls(redactor=Redactor.from_options(config.redact), slices=config.slices)
 
 
-def _walk(
-    client: object,
-    writer: RegionWriter,
-    result: RegionResult,
-    lineage: Lineage,
-    options: IngestOptions,
-) -> int | None:
-    """Stream every page of the window into `writer`; returns the newest requested time."""
-    result.pages = result.invocations = result.plugins = result.quarantined = 0
-    newest: int | None = None
-    after = _ms_to_datetime(result.window_start_ms)
-    pages = iter_pages(client, invoked_after=after, retry=options.retry, region=result.region)
-    for page in pages:
-        flat = flatten_page(page.records, lineage, redactor=options.redactor)
-        writer.add(INVOCATIONS, flat.invocations)
-        writer.add(COMMAND_PLUGINS, flat.plugins)
-        writer.add(QUARANTINE, quarantine_table(flat.rejected, lineage, options.redactor))
-        if flat.invocations.num_rows:
-            page_newest = pc.max(flat.invocations["requested_date_time"]).value
-            newest = page_newest if newest is None else max(newest, page_newest)
-        result.pages += 1
-        result.invocations += flat.invocations.num_rows
-        result.plugins += flat.plugins.num_rows
-        result.quarantined += len(flat.rejected)
-    return newest
+def compact_region(lake: Lake, run_id: str, committed: list[Path], *, resort: bool = False) -> None:
+    """Rewrite every partition the commit touched; retire what the rewrites replaced.
 
-
-def compact_region(lake: Lake, run_id: str, committed: list[Path]) -> None:
-    """Rewrite every partition the commit touched; retire what the rewrites replaced."""
+    `resort` rewrites even a partition with a single file, to sort it by time.
+    """
     partitions = {p.parent.relative_to(lake.root) for p in committed}
     months = {p.relative_to(INVOCATIONS.name) for p in partitions if p.parts[0] == INVOCATIONS.name}
     months |= {
@@ -257,7 +246,9 @@ def compact_region(lake: Lake, run_id: str, committed: list[Path]) -> None:
     }
     compactor = Compactor(lake, run_id)
     try:
-        retired = [f for month in sorted(months) for f in compactor.compact_month(month)]
+        retired = [
+            f for month in sorted(months) for f in compactor.compact_month(month, force=resort)
+        ]
         for part in partitions:
             if part.parts[0] == QUARANTINE.name:
                 retired += compactor.compact_all(QUARANTINE, part.relative_to(QUARANTINE.name))

@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .lake import Lake
-from .status import StatusReport, region_status, run_report_query
+from .status import StatusReport, as_utc, region_status, run_report_query
 from .views import connect
 
 PATCH_DAYS = 7
@@ -42,7 +42,9 @@ h1 { font-size: 1.6em; margin-bottom: .2em; }
 h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: .2em; }
 .meta, .empty { color: #555; }
 table { border-collapse: collapse; margin: .6em 0; font-size: 13px; }
-th, td { padding: .25em .7em; border-bottom: 1px solid #e4e4e4; text-align: left; }
+th, td { padding: .25em .7em; border-bottom: 1px solid #e4e4e4; text-align: left;
+         white-space: nowrap; }
+td:last-child { white-space: normal; }
 th { background: #f4f4f4; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.bad td { background: #fdecea; }
@@ -60,7 +62,7 @@ def build_report(lake: Lake, *, start: date, end: date, as_of: datetime | None =
     """The report for UTC dates `start`..`end` (inclusive); patch compliance as of `as_of` (now)."""
     if start > end:
         raise ConfigError(f"report range is empty: {start} is after {end}")
-    as_of = _utc(as_of or datetime.now(UTC))
+    as_of = as_utc(as_of or datetime.now(UTC))
     dates = {"start": start, "end": end}
     con = connect(lake)
     try:
@@ -230,6 +232,7 @@ def _instances_section(rows: list[dict[str, Any]]) -> str:
             for r in rows
         ],
         numeric={4},
+        table_id="top-instances-table",
     )
     return _section("top-instances", "Top failing instances", chart + table)
 
@@ -243,7 +246,8 @@ def _plugins_section(rows: list[dict[str, Any]]) -> str:
     chart = bar_chart(
         f"Top {len(rows)} failing plugins (first failed plugin of each failed invocation)",
         [
-            f"{r['document_name']} / {n} [{_text(r['response_code'])}]"
+            f"{r['document_name']} / {n}"
+            + ("" if r["response_code"] is None else f" [{r['response_code']}]")
             for r, n in zip(rows, names, strict=True)
         ],
         [r["failures"] for r in rows],
@@ -264,6 +268,7 @@ def _plugins_section(rows: list[dict[str, Any]]) -> str:
             for r, name in zip(rows, names, strict=True)
         ],
         numeric={2, 3, 4},
+        table_id="top-plugins-table",
     )
     return _section("top-plugins", "Top failing plugins", chart + table)
 
@@ -277,9 +282,9 @@ def _freshness_section(report: StatusReport) -> str:
             "last run",
             "status",
             "finished",
-            "error",
             "last success",
             "newest invocation",
+            "error",
         ),
         [
             (
@@ -289,9 +294,9 @@ def _freshness_section(report: StatusReport) -> str:
                 r.last_run_id,
                 r.last_run_status,
                 _when(r.last_run_finished_at),
-                r.last_run_error,
                 _when(r.last_success_at),
                 _when(r.newest_invocation_at),
+                r.last_run_error,
             )
             for r in report.regions
         ],
@@ -491,12 +496,8 @@ def _ticks(maximum: float) -> list[float]:
 # Values as text
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def _when(moment: datetime | None) -> str:
-    return "" if moment is None else _utc(moment).strftime("%Y-%m-%d %H:%M UTC")
+    return "" if moment is None else as_utc(moment).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _age(days: float | None) -> str:

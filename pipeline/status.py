@@ -106,7 +106,7 @@ def region_status(
     lake: Lake, max_age_hours: float = 36, now: datetime | None = None
 ) -> StatusReport:
     """The last run, last success and newest invocation of every account and region."""
-    now = _utc(now or datetime.now(UTC))
+    now = as_utc(now or datetime.now(UTC))
     max_age = timedelta(hours=max_age_hours)
     con = connect(lake)
     try:
@@ -137,9 +137,10 @@ def _problem_text(r: RegionStatus) -> str:
     return f"{r.problem}: {r.last_run_error}" if r.last_run_error else r.problem
 
 
-def _utc(moment: datetime) -> datetime:
+def as_utc(moment: datetime) -> datetime:
+    """Aware datetimes converted to UTC; naive ones taken to be UTC already."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _when(moment: datetime | None) -> str:
-    return "-" if moment is None else _utc(moment).strftime("%Y-%m-%d %H:%M:%SZ")
+    return "-" if moment is None else as_utc(moment).strftime("%Y-%m-%d %H:%M:%SZ")

@@ -407,6 +407,7 @@ def test_sts_get_caller_identity(emulator, emulator_client):
         "region": "eu-west-1",
         "operation": "GetCallerIdentity",
         "params": {"Action": "GetCallerIdentity", "Version": "2011-06-15"},
+        "fault": None,
     }
     code, status, _ = _error(emulator_client("sts")._make_api_call, "GetSessionToken", {})
     assert (code, status) == ("InvalidAction", 400)
@@ -436,6 +437,7 @@ def test_request_log_records_every_request(emulator, emulator_client):
         "region": "eu-west-1",
         "operation": "ListCommandInvocations",
         "params": {"MaxResults": 7, "Details": True},
+        "fault": None,
     }
 
 

@@ -6,6 +6,7 @@ import gzip
 import json
 import os
 import re
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import botocore
@@ -14,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.emulator import Emulator, FleetSpec
-from pipeline.emulator.fleet import RETENTION_MS, TRUNCATED, history, to_ms
+from pipeline.emulator.fleet import DAY_MS, RETENTION_MS, history, to_ms
+from pipeline.emulator.outputs import TRUNCATED
 from pipeline.emulator.ssm import render
 
 NOW = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
@@ -238,6 +240,77 @@ def test_month_boundary_milliseconds_are_present(records):
     assert to_ms(datetime(2026, 3, 1, tzinfo=UTC)) in requested
     assert to_ms(datetime(2026, 3, 1, tzinfo=UTC)) - 1 in requested
     assert any(round(r["RequestedDateTime"] * 1000) % 1000 for r in records)
+
+
+# ---- chronic non-compliance -----------------------------------------------------------
+
+
+def test_the_default_fleet_has_instances_out_of_patch_compliance_for_each_reason():
+    """Out of compliance: no successful AWS-RunPatchBaseline in the last seven days."""
+    spec = FleetSpec(now=NOW)
+    assert spec.offline_since == datetime(2026, 2, 20, tzinfo=UTC).date()
+    moment = to_ms(NOW)
+    for region in spec.regions:
+        records = [
+            render(inv, moment) for inv in history(spec, ACCOUNT, region, moment).invocations
+        ]
+        by_instance = defaultdict(list)
+        for record in records:
+            by_instance[record["InstanceId"]].append(record)
+        compliant = {
+            r["InstanceId"]
+            for r in records
+            if r["DocumentName"] == "AWS-RunPatchBaseline"
+            and r["Status"] == "Success"
+            and r["RequestedDateTime"] * 1000 >= moment - 7 * DAY_MS
+        }
+        out = set(by_instance) - compliant
+
+        def failing(rs: list[dict]) -> bool:
+            patches = [r for r in rs if r["DocumentName"] == "AWS-RunPatchBaseline"]
+            failed = [p for r in patches for p in r["CommandPlugins"] if p["Status"] == "Failed"]
+            return (
+                bool(patches)
+                and len(failed) == len(patches)
+                and all(
+                    p["ResponseCode"] == 1
+                    and (
+                        "Package manager lock held" in p["Output"]
+                        or "Insufficient disk space" in p["Output"]
+                    )
+                    for p in failed
+                )
+            )
+
+        def unreachable(rs: list[dict]) -> bool:
+            recent = [
+                r for r in rs if r["RequestedDateTime"] * 1000 >= to_ms(NOW - timedelta(days=10))
+            ]
+            return bool(recent) and all(
+                r["StatusDetails"] == "Undeliverable" and not r["CommandPlugins"] for r in recent
+            )
+
+        def unmanaged(rs: list[dict]) -> bool:
+            return {r["DocumentName"] for r in rs} == {"AWS-RunShellScript"}
+
+        reasons = {
+            name: {i for i in out if check(by_instance[i])}
+            for name, check in (
+                ("failing", failing),
+                ("unreachable", unreachable),
+                ("unmanaged", unmanaged),
+            )
+        }
+        assert all(reasons.values()), (region, reasons)
+        assert out == set().union(*reasons.values())
+        assert len(out) <= 0.08 * spec.instances_per_region
+
+
+def test_on_the_wall_clock_the_emulator_starts_the_outage_ten_days_ago():
+    before = datetime.now(UTC)
+    emulator = Emulator(FleetSpec(regions=()))
+    days = {(moment - timedelta(days=10)).date() for moment in (before, datetime.now(UTC))}
+    assert emulator.spec.offline_since in days
 
 
 # ---- botocore's output shape ----------------------------------------------------------

@@ -1,10 +1,11 @@
 """A deterministic fleet and its Run Command history, as of any clock reading.
 
-History is a pure function of (seed, account, region, UTC day): each day's
-commands and their final outcomes come from a `random.Random` seeded with text
-(never `hash()`, which is salted per process), so advancing the clock only
-reveals more of the same story. What a record looks like *now* (Pending,
-InProgress, final, or gone after 30 days) is worked out at render time.
+History is a pure function of (seed, account, region, UTC day, and the day the
+chronically unreachable instances went offline): each day's commands and their
+final outcomes come from a `random.Random` seeded with text (never `hash()`,
+which is salted per process), so advancing the clock only reveals more of the
+same story. What a record looks like *now* (Pending, InProgress, final, or gone
+after 30 days) is worked out at render time.
 """
 
 from __future__ import annotations
@@ -17,15 +18,21 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
+
+from .faults import FaultSpec
+from .outputs import LOCK_HELD, NAMES, NO_DISK, cap, patch_failure_output, skipped
+from .outputs import output as plugin_output
 
 DAY_MS = 86_400_000
 RETENTION_MS = 30 * DAY_MS
-OUTPUT_CAP = 2500
-TRUNCATED = "\n---Output truncated---"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HEX = "0123456789abcdef"
 _ACCOUNT = re.compile(r"^\d{12}$")
+CHRONIC_SHARE = 0.02
+OFFLINE_DAYS = 10
+PATCH_FAILING, UNREACHABLE, UNPATCHED = "patch-failing", "unreachable", "unpatched"
 
 
 @dataclass(frozen=True)
@@ -39,15 +46,23 @@ class FleetSpec:
     account_id: str = "123456789012"
     days: int = 35
     page_delay: float = 0.0
+    faults: FaultSpec | None = None
+    offline_since: date | None = None
+    """When the chronically unreachable instances went offline; default: ten days before now."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "regions", tuple(self.regions))
+        if isinstance(self.faults, dict):
+            object.__setattr__(self, "faults", FaultSpec.from_dict(self.faults))
         if not _ACCOUNT.match(self.account_id):
             raise ValueError(f"account_id must be 12 digits: {self.account_id!r}")
         if self.now is not None and self.now.tzinfo is None:
             raise ValueError("now must be timezone-aware (UTC)")
         if self.instances_per_region < 0 or self.days < 1 or self.page_delay < 0:
             raise ValueError("instances_per_region >= 0, days >= 1 and page_delay >= 0")
+        if self.offline_since is None and self.now is not None:
+            offline = (self.now.astimezone(UTC) - timedelta(days=OFFLINE_DAYS)).date()
+            object.__setattr__(self, "offline_since", offline)
 
 
 class Clock:
@@ -143,7 +158,6 @@ class Invocation:
 # ---- the fleet ------------------------------------------------------------------------
 
 
-_NAMES = ("web", "api", "db", "batch", "build", "cache", "kiosk", "edge", "etl", "vpn")
 _ENVS = ("prod", "stage", "dev", "qa")
 _FIRST_FOUR = (("i-", 17, "Linux"), ("i-", 8, "Windows"), ("mi-", 17, "Linux"), ("i-", 17, "MacOS"))
 
@@ -167,65 +181,68 @@ def fleet(seed: int, account: str, region: str, size: int) -> tuple[Instance, ..
         elif roll < 0.25:
             name = rng.choice(("Größe-Prüfstand", "東京-ビルド", "kiosk-café-☕"))
         else:
-            name = f"{rng.choice(_NAMES)}-{rng.choice(_ENVS)}-{index:02d}"
+            name = f"{rng.choice(NAMES)}-{rng.choice(_ENVS)}-{index:02d}"
         out.append(Instance(instance_id, name, platform))
     return tuple(out)
 
 
-# ---- outputs --------------------------------------------------------------------------
+# ---- chronic non-compliance ---------------------------------------------------------
+
+_MANAGED = ("AWS-RunPatchBaseline", "Acme-CollectInventory", "AWS-UpdateSSMAgent")
+_CRON = "legacy cron: log rotation (not in any patch group)"
 
 
-def cap(text: str) -> str:
-    """SSM keeps the first 2,500 characters, marker included."""
-    if len(text) <= OUTPUT_CAP:
-        return text
-    return text[: OUTPUT_CAP - len(TRUNCATED)] + TRUNCATED
+@lru_cache(maxsize=256)
+def chronic(seed: int, account: str, region: str, size: int) -> MappingProxyType[str, str]:
+    """Instance id -> why it stays out of patch compliance, for a fixed few percent.
+
+    Without these, every instance patches within a week and a compliance report is
+    always empty. Each reason leaves a visible trail: PATCH_FAILING instances fail
+    AWS-RunPatchBaseline every night with the same cause; UNREACHABLE ones answer
+    nothing but Undeliverable from `FleetSpec.offline_since` on; UNPATCHED ones
+    (Linux or macOS) are in no patch group and run only a daily shell script.
+    The first four instances, which carry the id-style edge cases and the
+    long-running backup, are never chosen; fleets under ~26 get none.
+    """
+    count = round(size * CHRONIC_SHARE)
+    candidates = list(fleet(seed, account, region, size)[4:])
+    random.Random(f"{seed}:{account}:{region}:chronic").shuffle(candidates)
+    unpatched = [i for i in candidates if i.platform != "Windows"][:count]
+    rest = [i for i in candidates if i not in unpatched]
+    out = {i.instance_id: UNPATCHED for i in unpatched}
+    out.update({i.instance_id: PATCH_FAILING for i in rest[:count]})
+    out.update({i.instance_id: UNREACHABLE for i in rest[count : 2 * count]})
+    return MappingProxyType(out)
 
 
-_SHELL = (
-    "Filesystem      Size  Used Avail Use% Mounted on\n/dev/nvme0n1p1   20G  8.1G   12G  41% /\n",
-    "active\n",
-    "Größe des Caches: 512 MiB — bereinigt ✅\n",
-    "ログローテーション完了 (日本語)\n",
-    "uptime: 12 days, load average: 0.42, 0.37, 0.31\n",
-    "deploy ok 🚀 revision 4f2a9c1\n",
-    "",
-)
-_POWERSHELL = (
-    "Status   Name               DisplayName\n------   ----               -----------\n"
-    "Running  AmazonSSMAgent     Amazon SSM Agent\n",
-    "Freier Speicher auf C: 41,2 GB (Größe 100 GB)\n",
-    "KB5034441 installed.\n",
-)
-
-
-def _patch_output(rng: random.Random, platform: str, operation: str) -> str:
-    count = rng.choice((0, 0, 1, 3, 8, 20, 45, 90))
-    if platform == "Windows":
-        lines = ["Patch Summary for PatchGroup : prod", f"Operation : {operation}"]
-        lines += [
-            f"KB50{rng.randint(10000, 99999)} Größe: {rng.randint(1, 900)} MB" for _ in range(count)
-        ]
-    elif platform == "MacOS":
-        lines = [f"brew {operation.lower()}: {count} formulae"]
-        lines += [
-            f"==> Upgrading {rng.choice(_NAMES)}lib 1.{rng.randint(0, 40)} 🍺" for _ in range(count)
-        ]
-    else:
-        lines = ["/usr/bin/python3", f"Patch Baseline Operation: {operation}"]
-        lines += [
-            f"Installed: kernel-5.10.{rng.randint(100, 240)}-{rng.randint(100, 300)}.amzn2.x86_64"
-            for _ in range(count)
-        ]
-    lines.append(f"{operation} finished: {count} patches")
-    return cap("\n".join(lines) + "\n")
-
-
-def _skipped(platform: str, step: str) -> str:
-    return (
-        "Step execution skipped due to unsatisfied preconditions: "
-        f"'\"StringEquals\": [platformType, {platform}]'. Step name: {step}"
-    )
+def _chronic(inv: Invocation, reason: str, offline: bool) -> Invocation | None:
+    """The invocation as a chronically non-compliant instance has it; None: never sent."""
+    command, instance = inv.command, inv.instance
+    side = random.Random(f"{command.command_id}:{instance.instance_id}")
+    if reason == UNPATCHED and command.document in _MANAGED:
+        return None
+    if reason == UNREACHABLE and offline:
+        finish = command.requested + side.randint(200, 3000)
+        trace = f"Instance {instance.instance_id} is not connected."
+        return Invocation(command, instance, None, finish, "Failed", "Undeliverable", (), trace)
+    if reason != PATCH_FAILING or command.document != "AWS-RunPatchBaseline":
+        return inv
+    linux = instance.platform == "Linux"
+    cause = LOCK_HELD if linux and random.Random(instance.instance_id).random() < 0.5 else NO_DISK
+    clock = start = command.requested + side.randint(80, 4000)
+    steps = []
+    for name in command.plugins:
+        if name == f"Patch{instance.platform}":
+            output = patch_failure_output(side, instance.platform, cause)
+            end = clock + side.randint(5_000, 600_000)
+            steps.append(Step(name, clock, end, "Failed", "Failed", 1, output))
+        else:
+            end = clock + side.randint(0, 4)
+            steps.append(
+                Step(name, clock, end, "Success", "Success", 0, skipped(instance.platform, name))
+            )
+        clock = end
+    return Invocation(command, instance, start, clock, "Failed", "Failed", tuple(steps))
 
 
 # ---- the schedule ---------------------------------------------------------------------
@@ -331,11 +348,12 @@ def _invocation(rng: random.Random, command: Command, instance: Instance) -> Inv
         if index not in active:
             end = clock + rng.randint(0, 4)
             steps.append(
-                Step(name, clock, end, "Success", "Success", 0, _skipped(instance.platform, name))
+                Step(name, clock, end, "Success", "Success", 0, skipped(instance.platform, name))
             )
             clock = end
             continue
-        output = _output(rng, command, instance, name)
+        label = instance.name or instance.instance_id
+        output = plugin_output(rng, command.document, instance.platform, label, name)
         if index == victim and outcome == "Failed":
             duration, code = rng.randint(100, 60_000), rng.choice((1, 1, 2, 127))
             error = f"failed to run commands: exit status {code}"
@@ -368,31 +386,13 @@ def _invocation(rng: random.Random, command: Command, instance: Instance) -> Inv
     return Invocation(command, instance, start, clock, status, details, tuple(steps))
 
 
-def _output(rng: random.Random, command: Command, instance: Instance, step: str) -> str:
-    document = command.document
-    if document == "AWS-RunPatchBaseline":
-        return _patch_output(rng, instance.platform, rng.choice(("Scan", "Install")))
-    if document == "AWS-RunPowerShellScript":
-        return rng.choice(_POWERSHELL)
-    if document == "AWS-UpdateSSMAgent":
-        version = f"3.3.{rng.randint(1000, 1900)}.0"
-        return f"Updating amazon-ssm-agent from 3.2.2303.0 to {version}\nSuccessfully updated."
-    if step == "collectInventory":
-        rows = rng.choice((2, 10, 200))
-        body = "".join(f"pkg-{i:03d}\t1.{i}.0\tGröße {i * 37} KiB\n" for i in range(rows))
-        return cap(f"Inventur für {instance.name or instance.instance_id} 📦\n{body}")
-    if step == "uploadInventory":
-        return "upload complete: s3://acme-inventory/日本語/inventory.json\n"
-    return rng.choice(_SHELL)
-
-
 def _at(day: date, seconds: int, ms: int) -> int:
     return to_ms(datetime(day.year, day.month, day.day, tzinfo=UTC)) + seconds * 1000 + ms
 
 
 @lru_cache(maxsize=8192)
 def day_schedule(
-    seed: int, account: str, region: str, size: int, day: date
+    seed: int, account: str, region: str, size: int, day: date, offline_since: date | None = None
 ) -> tuple[Invocation, ...]:
     """Every invocation requested on one UTC day, final outcomes, sorted newest first."""
     instances = fleet(seed, account, region, size)
@@ -428,10 +428,22 @@ def day_schedule(
         plan(86399, "AWS-RunShellScript", ("aws:runShellScript",), unix[:2], ms=999)
     if day.day == 1:  # ...and the first of the next, for partition boundaries
         plan(0, "Acme-CollectInventory", _INVENTORY_STEPS, instances[:2], ms=0)
+    reasons = chronic(seed, account, region, size)
+    cron = [i for i in unix if reasons.get(i.instance_id) == UNPATCHED]
+    if cron:  # planned last, from its own generator: every other record stays the same
+        side = random.Random(f"{seed}:{account}:{region}:{day.isoformat()}:cron")
+        second, ms = 10800 + side.randint(0, 1800), side.randint(0, 999)
+        plan(second, "AWS-RunShellScript", ("aws:runShellScript",), cron, ms=ms, comment=_CRON)
+    offline = offline_since is not None and day >= offline_since
     out: list[Invocation] = []
     for requested, document, plugins, targets, comment in plans:
         command = _command(rng, account, region, requested, document, plugins, comment)
-        out.extend(_invocation(rng, command, instance) for instance in targets)
+        for instance in targets:
+            inv = _invocation(rng, command, instance)
+            reason = reasons.get(instance.instance_id)
+            kept = inv if reason is None else _chronic(inv, reason, offline)
+            if kept is not None:
+                out.append(kept)
     out.sort(key=lambda inv: inv.key)
     return tuple(out)
 
@@ -449,11 +461,13 @@ class Window:
 
 
 @lru_cache(maxsize=64)
-def _days(seed: int, account: str, region: str, size: int, first: date, last: date) -> Window:
+def _days(
+    seed: int, account: str, region: str, size: int, first: date, last: date, offline: date | None
+) -> Window:
     invocations: list[Invocation] = []
     day = last
     while day >= first:
-        invocations.extend(day_schedule(seed, account, region, size, day))
+        invocations.extend(day_schedule(seed, account, region, size, day, offline))
         day -= timedelta(days=1)
     return Window(tuple(invocations), tuple(inv.key for inv in invocations))
 
@@ -465,7 +479,8 @@ def history(spec: FleetSpec, account: str, region: str, now: int) -> Window:
     oldest = now - min(RETENTION_MS, spec.days * DAY_MS)
     first = datetime.fromtimestamp(oldest // 1000, UTC).date()
     last = datetime.fromtimestamp(now // 1000, UTC).date()
-    full = _days(spec.seed, account, region, spec.instances_per_region, first, last)
+    size = spec.instances_per_region
+    full = _days(spec.seed, account, region, size, first, last, spec.offline_since)
     lo = bisect_left(full.keys, (-now,))
     hi = bisect_left(full.keys, (-oldest + 1,))
     return Window(full.invocations[lo:hi], full.keys[lo:hi])

@@ -4,23 +4,30 @@ The SigV4 credential scope (`AKID/date/region/service/aws4_request`) says which
 service and region a request is for, exactly the information AWS takes from the
 host name, so boto3 and the AWS CLI only need `--endpoint-url`. Signatures are
 parsed but not verified: any credentials work, which is the point offline.
+Paths under `/_emulator/` are the unsigned admin API (see `admin.py`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
+import socket
 import threading
 import time
 import uuid
+from dataclasses import replace
+from datetime import UTC, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
-from .fleet import Clock, FleetSpec, history
-from .ssm import TARGET_PREFIX, ApiError, Tokens, list_command_invocations, render
+from . import admin
+from .faults import FaultSpec, Injector, corrupt
+from .fleet import OFFLINE_DAYS, Clock, FleetSpec, history
+from .ssm import TARGET_PREFIX, ApiError, Request, Tokens, list_command_invocations, render
 
 STANDARD_REGIONS = (
     "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1", "ap-southeast-1",
@@ -40,12 +47,22 @@ _STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 _EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
 
 
+class DropConnection(Exception):
+    """Close the socket without answering, as a reset connection looks to the client."""
+
+
 class Emulator:
     """The fleet behind a live HTTP server; a context manager, or start()/stop()."""
 
     def __init__(self, spec: FleetSpec | None = None, host: str = "127.0.0.1", port: int = 0):
-        self.spec = spec or FleetSpec()
-        self.clock = Clock(self.spec.now)
+        spec = spec or FleetSpec()
+        self.clock = Clock(spec.now)
+        if spec.offline_since is None:  # on the wall clock: offline since ten days before start
+            offline = (self.clock.now() - timedelta(days=OFFLINE_DAYS)).astimezone(UTC).date()
+            spec = replace(spec, offline_since=offline)
+        self.spec = spec
+        self._injector = Injector(spec.faults or FaultSpec())
+        self._stopping = threading.Event()
         self.host, self.port = host, port
         self.request_log: list[dict[str, Any]] = []
         self._log_lock = threading.Lock()
@@ -75,10 +92,12 @@ class Emulator:
                 name="ssm-emulator",
                 daemon=True,
             )
+            self._stopping.clear()
             self._thread.start()
         return self
 
     def stop(self) -> None:
+        self._stopping.set()  # wakes requests held by the slow fault
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -98,10 +117,38 @@ class Emulator:
         window = history(self.spec, account_id, region, now)
         return [render(inv, now, details=True) for inv in window.invocations]
 
-    def log(self, service: str | None, region: str | None, operation: str | None, params: Any):
-        entry = {"service": service, "region": region, "operation": operation, "params": params}
+    @property
+    def faults(self) -> FaultSpec:
+        return self._injector.spec
+
+    def set_faults(self, faults: FaultSpec | dict[str, Any] | None) -> FaultSpec:
+        """Replace the faults; buckets, dice and walk state start afresh. None clears."""
+        spec = faults if isinstance(faults, FaultSpec) else FaultSpec.from_dict(faults)
+        self._injector = Injector(spec)
+        return spec
+
+    def malformed_keys(self, account_id: str, region: str) -> set[tuple[str, str]]:
+        """(CommandId, InstanceId) of the ground-truth records sent malformed right now."""
+        injector = self._injector
+        return {
+            (record["CommandId"], record["InstanceId"])
+            for record in self.ground_truth(account_id, region)
+            if injector.malformed(region, record)
+        }
+
+    def log(
+        self, service: str | None, region: str | None, operation: str | None, params: Any
+    ) -> dict[str, Any]:
+        entry = {
+            "service": service,
+            "region": region,
+            "operation": operation,
+            "params": params,
+            "fault": None,
+        }
         with self._log_lock:
             self.request_log.append(entry)
+        return entry
 
     # ---- services ---------------------------------------------------------------------
 
@@ -114,7 +161,7 @@ class Emulator:
             raise ApiError(
                 "SerializationException", "Unexpected character in request body"
             ) from None
-        self.log("ssm", region, operation, params)
+        entry = self.log("ssm", region, operation, params)
         if operation != "ListCommandInvocations":
             raise ApiError("UnknownOperationException", f"Unknown operation {target or '(none)'}")
         if region not in self.enabled_regions:
@@ -122,14 +169,48 @@ class Emulator:
                 "UnrecognizedClientException",
                 "The security token included in the request is invalid.",
             )
+        account, injector = self.spec.account_id, self._injector
+        refusal = injector.admit(account, region)
+        if refusal is not None:
+            entry["fault"] = refusal.fault
+            raise ApiError(refusal.code, refusal.message)
+        request = Request(params)
+        draw = injector.draw(
+            account, region, request.scope(account, region), bool(request.next_token)
+        )
+        faults = ["slow"] if draw.slow else []
+        if draw.fault is not None:
+            faults.append(draw.fault)
+        entry["fault"] = "+".join(faults) or None
+        if draw.slow:
+            self._stopping.wait(draw.slow)
+        if draw.fault == "reset":
+            raise DropConnection
+        if draw.fault == "error":
+            raise ApiError("InternalServerError", "Internal Server Error", 500)
+        if draw.fault == "invalid_token":
+            raise ApiError("InvalidNextToken", "The specified token is not valid.")
         if self.spec.page_delay:
             time.sleep(self.spec.page_delay)
         now = self.clock.now_ms()
-        account = self.spec.account_id
         window = history(self.spec, account, region, now)
         result = list_command_invocations(
-            params, window=window, now=now, tokens=self._tokens, account=account, region=region
-        )
+            request, window=window, now=now, tokens=self._tokens, account=account,
+            region=region, empty=draw.empty, repeat_token=draw.repeat_token,
+        )  # fmt: skip
+        if draw.empty and not result["CommandInvocations"] and "NextToken" in result:
+            faults.append("empty_page")
+        if draw.repeat_token and request.next_token:
+            faults.append("repeat_token")
+        malformed = False
+        for record in result["CommandInvocations"]:
+            kind = injector.malformed(region, record)
+            if kind is not None:
+                corrupt(record, kind)
+                malformed = True
+        if malformed:
+            faults.append("malformed")
+        entry["fault"] = "+".join(faults) or None
         return 200, result
 
     def sts(self, region: str, params: dict[str, str], request_id: str) -> str:
@@ -204,6 +285,7 @@ def _indexed(params: dict[str, str], prefix: str) -> list[str]:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms stall
 
     def version_string(self) -> str:
         return "Server"  # what AWS front ends send
@@ -212,11 +294,28 @@ class _Handler(BaseHTTPRequestHandler):
         pass  # quiet: tests and the demo print their own summaries
 
     def do_GET(self) -> None:
-        self._serve(urlsplit(self.path).query.encode())
+        if not self._admin("GET", b""):
+            self._serve(urlsplit(self.path).query.encode())
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        self._serve(self.rfile.read(length) if length else b"")
+        body = self.rfile.read(length) if length else b""
+        if not self._admin("POST", body):
+            self._serve(body)
+
+    def do_DELETE(self) -> None:
+        if not self._admin("DELETE", b""):
+            self._send(405, b"", "text/plain", str(uuid.uuid4()))
+
+    def _admin(self, method: str, body: bytes) -> bool:
+        url = urlsplit(self.path)
+        if not url.path.startswith(admin.PREFIX):
+            return False
+        emulator: Emulator = self.server.emulator  # type: ignore[attr-defined]
+        status, payload = admin.handle(emulator, method, url.path, url.query, body)
+        text = json.dumps(payload, ensure_ascii=False).encode()
+        self._send(status, text, "application/json", str(uuid.uuid4()))
+        return True
 
     def _serve(self, body: bytes) -> None:
         emulator: Emulator = self.server.emulator  # type: ignore[attr-defined]
@@ -242,6 +341,12 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ApiError("UnknownOperationException", f"Unknown service: {service}")
         except ApiError as error:
             self._error(error, _PROTOCOLS.get(service or "", protocol), request_id)
+        except DropConnection:
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client gave up (e.g. on a slow answer)
         except Exception as exc:  # noqa: BLE001 - the caller sees a 500, as from AWS
             failure = ApiError("InternalServerError", f"{type(exc).__name__}: {exc}", 500)
             self._error(failure, protocol, request_id)

@@ -2,7 +2,8 @@
 
 Paging tokens are stateless: an HMAC-signed record of the last sort key
 returned (and of the request they belong to), so a page can be fetched from any
-thread, in any order, and stays correct while new invocations arrive.
+thread, in any order, and stays correct while new invocations arrive. A token
+that follows an empty page also counts hops, so it differs from the one before.
 """
 
 from __future__ import annotations
@@ -310,11 +311,13 @@ class Tokens:
     def _mac(self, payload: bytes) -> bytes:
         return hmac.new(self._secret, payload, hashlib.sha256).digest()[:_MAC_BYTES]
 
-    def issue(self, scope: bytes, key: tuple[int, str, str]) -> str:
-        payload = scope + json.dumps(key, separators=(",", ":")).encode()
+    def issue(self, scope: bytes, key: tuple[int, str, str], hops: int = 0) -> str:
+        position = [*key, hops] if hops else list(key)
+        payload = scope + json.dumps(position, separators=(",", ":")).encode()
         return base64.b64encode(self._mac(payload) + payload).decode()
 
-    def open(self, token: str, scope: bytes) -> tuple[int, str, str]:
+    def open(self, token: str, scope: bytes) -> tuple[tuple[int, str, str], int]:
+        """The sort key a token resumes after, and how many empty pages led to it."""
         invalid = ApiError("InvalidNextToken", "The specified token is not valid.")
         try:
             raw = base64.b64decode(token.encode(), validate=True)
@@ -324,16 +327,33 @@ class Tokens:
         if not hmac.compare_digest(mac, self._mac(payload)) or payload[: len(scope)] != scope:
             raise invalid
         key = json.loads(payload[len(scope) :])
-        return (int(key[0]), str(key[1]), str(key[2]))
+        hops = int(key[3]) if len(key) > 3 else 0
+        return (int(key[0]), str(key[1]), str(key[2])), hops
 
 
 def list_command_invocations(
-    body: Any, *, window: Window, now: int, tokens: Tokens, account: str, region: str
+    request: Request,
+    *,
+    window: Window,
+    now: int,
+    tokens: Tokens,
+    account: str,
+    region: str,
+    empty: bool = False,
+    repeat_token: bool = False,
 ) -> dict[str, Any]:
-    """One page of the region's invocations visible at `now`, newest first."""
-    request = Request(body)
+    """One page of the region's invocations visible at `now`, newest first.
+
+    `empty` answers a page that has records with none and a token for the same
+    position instead; `repeat_token` echoes the request's NextToken back (an
+    SSM bug), so a client that follows it gets the same page forever.
+    """
     scope = request.scope(account, region)
-    last = tokens.open(request.next_token, scope) if request.next_token else None
+    last: tuple[int, str, str] | None = None
+    hops = 0
+    if request.next_token:
+        last, hops = tokens.open(request.next_token, scope)
+    start = last
     page: list[dict[str, Any]] = []
     more = False
     invocations = window.invocations
@@ -347,6 +367,11 @@ def list_command_invocations(
         page.append(render(inv, now, details=request.details))
         last = inv.key
     result: dict[str, Any] = {"CommandInvocations": page}
-    if more and last is not None:
+    if empty and page:
+        here = start if start is not None else (-now, "", "")  # before everything visible now
+        return {"CommandInvocations": [], "NextToken": tokens.issue(scope, here, hops + 1)}
+    if repeat_token and request.next_token:
+        result["NextToken"] = request.next_token
+    elif more and last is not None:
         result["NextToken"] = tokens.issue(scope, last)
     return result

@@ -1,0 +1,209 @@
+"""The views database for BI tools: opened through SQLAlchemy, read-only, from elsewhere."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from pipeline.bi import write_views_database
+from pipeline.lake import Lake
+from tests.lakes import at, ingest, invocation, plugin
+
+T = at("2024-03-05T02:00:00")  # 2024-03-04 in Los Angeles
+VIEWS = {
+    "command_plugins": 2,
+    "compliance_daily": 2,
+    "failed_invocations": 1,
+    "ingest_runs": 0,
+    "instance_last_run": 3,
+    "invocation_durations": 1,
+    "invocations": 3,
+    "patch_compliance": 2,
+    "plugin_failures": 1,
+    "quarantine": 0,
+}
+"""Every view the file must hold, with its row count for the lake below."""
+MACROS = {
+    "compliance_between(DATE '2024-03-01', DATE '2024-03-31')": 2,
+    "patch_compliance_within(7, as_of := TIMESTAMPTZ '2024-03-06 00:00:00+00')": 2,
+}
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> Lake:
+    lake = Lake.create(tmp_path / "lake")
+    ingest(
+        lake,
+        [
+            invocation(
+                "p-1",
+                "i-01",
+                T,
+                "Success",
+                document="AWS-RunPatchBaseline",
+                plugins=[
+                    plugin("PatchLinux", "Success", 0, start=T, seconds=30),
+                ],
+            ),  # fmt: skip
+            invocation(
+                "p-1",
+                "i-02",
+                T,
+                "Failed",
+                document="AWS-RunPatchBaseline",
+                plugins=[
+                    plugin("PatchLinux", "Failed", 1, output="no space"),
+                ],
+            ),  # fmt: skip
+            invocation("s-1", "i-01", T, "Success"),
+        ],
+    )
+    return lake
+
+
+@pytest.fixture
+def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory unrelated to the lake or the database."""
+    directory = tmp_path / "elsewhere"
+    directory.mkdir()
+    monkeypatch.chdir(directory)
+    return directory
+
+
+@pytest.fixture
+def open_engine() -> Iterator[list[Engine]]:
+    engines: list[Engine] = []
+    yield engines
+    for engine in engines:
+        engine.dispose()
+
+
+def bi_engine(path: Path, engines: list[Engine]) -> Engine:
+    """How a BI tool sees the file: SQLAlchemy + duckdb-engine, read-only."""
+    engine = create_engine(f"duckdb:///{path}", connect_args={"read_only": True})
+    engines.append(engine)
+    return engine
+
+
+def counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as con:
+        names = (
+            con.execute(
+                text("SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY view_name")
+            )
+            .scalars()
+            .all()
+        )
+        return {
+            name: con.execute(text(f'SELECT count(*) FROM "{name}"')).scalar_one() for name in names
+        }
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_every_view_reads_through_sqlalchemy(
+    lake: Lake, tmp_path: Path, elsewhere: Path, open_engine: list[Engine]
+) -> None:
+    path = write_views_database(lake, tmp_path / "bi" / ".." / "views.duckdb")
+    assert path == tmp_path / "views.duckdb"
+    engine = bi_engine(path, open_engine)
+    assert counts(engine) == VIEWS
+    with engine.connect() as con:
+        for call, rows in MACROS.items():
+            assert con.execute(text(f"SELECT count(*) FROM {call}")).scalar_one() == rows
+        failed = con.execute(
+            text(
+                "SELECT instance_id, failed_plugin_name, failed_plugin_output FROM failed_invocations"
+            )
+        ).one()
+        assert tuple(failed) == ("i-02", "PatchLinux", "no space")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "lake", "views.duckdb"]
+
+
+def test_views_do_not_depend_on_the_writers_session(
+    lake: Lake, tmp_path: Path, elsewhere: Path, open_engine: list[Engine]
+) -> None:
+    """The writer's `SET TimeZone = 'UTC'` is not stored; dates stay UTC in any zone."""
+    path = write_views_database(lake, tmp_path / "views.duckdb")
+    with bi_engine(path, open_engine).connect() as con:
+        con.execute(text("SET TimeZone = 'America/Los_Angeles'"))
+        days = con.execute(
+            text("SELECT DISTINCT requested_date FROM compliance_daily ORDER BY 1")
+        ).scalars()
+        assert [d.isoformat() for d in days] == ["2024-03-05"]
+        patched = con.execute(
+            text(
+                "SELECT instance_id FROM patch_compliance_within(1, "
+                "as_of := TIMESTAMPTZ '2024-03-06 01:59:00+00') WHERE compliant"
+            )
+        ).scalars()
+        assert list(patched) == ["i-01"]
+
+
+def test_new_files_show_without_rewriting(
+    lake: Lake, tmp_path: Path, elsewhere: Path, open_engine: list[Engine]
+) -> None:
+    path = write_views_database(lake, tmp_path / "views.duckdb")
+    before = digest(path)
+    ingest(
+        lake,
+        [invocation("s-2", "i-03", at("2024-04-02T10:00:00"), "Failed")],
+        run_id="run-2",
+        ingested_at=at("2024-06-02T00:00:00"),
+        region="us-east-1",
+    )
+    engine = bi_engine(path, open_engine)
+    seen = counts(engine)
+    assert (seen["invocations"], seen["failed_invocations"], seen["compliance_daily"]) == (4, 2, 3)
+    with engine.connect() as con:
+        regions = con.execute(text("SELECT DISTINCT region FROM invocations ORDER BY 1")).scalars()
+        assert list(regions) == ["eu-west-1", "us-east-1"]
+    assert digest(path) == before
+
+
+def test_rewrite_while_a_reader_holds_the_old_file(
+    lake: Lake, tmp_path: Path, elsewhere: Path, open_engine: list[Engine]
+) -> None:
+    """A BI tool (another process) keeps the old file open read-only across a rewrite."""
+    path = write_views_database(lake, tmp_path / "views.duckdb")
+    old_inode = path.stat().st_ino
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert reader.stdout is not None
+        assert reader.stdout.readline() == "3\n"  # connected and holding the file
+        assert write_views_database(lake, path) == path
+        out, err = reader.communicate("again\n", timeout=60)
+    finally:
+        reader.kill()
+        reader.wait()
+    assert (out, reader.returncode) == ("3\n", 0), err
+    assert path.stat().st_ino != old_inode
+    assert counts(bi_engine(path, open_engine)) == VIEWS
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "lake", "views.duckdb"]
+
+
+READER = """
+import sys
+from sqlalchemy import create_engine, text
+
+engine = create_engine(f"duckdb:///{sys.argv[1]}", connect_args={"read_only": True})
+with engine.connect() as con:
+    query = text("SELECT count(*) FROM invocations")
+    print(con.execute(query).scalar_one(), flush=True)
+    sys.stdin.readline()
+    print(con.execute(query).scalar_one(), flush=True)
+"""
