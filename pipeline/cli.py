@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 from . import __version__
 from .config import (
@@ -128,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument(
         "--now", type=_iso_datetime, default=None, help="fix the clock (ISO-8601), default: now"
     )
+    emulator.add_argument(
+        "--faults",
+        metavar="FILE",
+        help='JSON fault document, e.g. {"regions": {"eu-west-1": {"error_rate": 0.2}}}; '
+        "also settable at runtime with POST /_emulator/faults",
+    )
 
     purge = commands.add_parser(
         "purge",
@@ -238,6 +245,8 @@ def _emulator(args: argparse.Namespace) -> int:
         options["instances_per_region"] = args.instances
     if args.now is not None:
         options["now"] = args.now
+    if args.faults:
+        options["faults"] = _load_faults(args.faults)
     emulator = Emulator(FleetSpec(**options), host=args.host, port=args.port)  # type: ignore[arg-type]
     emulator.start()
     print(f"ssm-etl emulator listening on {emulator.url}", flush=True)
@@ -275,6 +284,17 @@ def _ddl(args: argparse.Namespace) -> int:
 
     print(athena_ddl(args.location, database=args.database, accounts=args.account))
     return 0
+
+
+def _load_faults(path: str) -> object:
+    import json
+
+    from .emulator import FaultSpec
+
+    try:
+        return FaultSpec.from_dict(json.loads(Path(path).read_text()))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"bad --faults file {path}: {exc}") from None
 
 
 def _sql(args: argparse.Namespace) -> int:
