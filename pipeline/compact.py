@@ -96,11 +96,11 @@ class Compactor:
             os.replace(staged, final)
         return [*inv_files, *plg_files]
 
-    def compact_all(self, spec: TableSpec, partition: Path) -> list[Path]:
-        """A table whose rows stand alone (quarantine, ledger): dedup and merge."""
+    def compact_all(self, spec: TableSpec, partition: Path, *, force: bool = False) -> list[Path]:
+        """A table whose rows stand alone (commands, inventory, quarantine, ledger)."""
         directory = self.lake.table_dir(spec) / partition
         files = data_files(directory)
-        if len(files) <= 1:
+        if not files or (len(files) == 1 and not force):
             return []
         staged, final = _stage(self.lake, directory, self._read(spec, files), spec, self.run_id)
         os.replace(staged, final)

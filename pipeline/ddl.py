@@ -76,13 +76,24 @@ def athena_ddl(
 
 
 def hive_type(field: pa.Field) -> str:
-    try:
-        return HIVE_TYPES[field.type]
-    except KeyError:
-        raise TypeError(
-            f"column {field.name!r} has Arrow type {field.type}, which has no Hive mapping; "
-            "add it to pipeline.ddl.HIVE_TYPES"
-        ) from None
+    return _hive(field.name, field.type)
+
+
+def _hive(name: str, kind: pa.DataType) -> str:
+    """Scalars by exact lookup; lists, maps and structs built from their parts."""
+    if kind in HIVE_TYPES:
+        return HIVE_TYPES[kind]
+    if pa.types.is_list(kind):
+        return f"array<{_hive(name, kind.value_type)}>"
+    if pa.types.is_map(kind):
+        return f"map<{_hive(name, kind.key_type)},{_hive(name, kind.item_type)}>"
+    if pa.types.is_struct(kind):
+        members = ",".join(f"{f.name}:{_hive(name, f.type)}" for f in kind)
+        return f"struct<{members}>"
+    raise TypeError(
+        f"column {name!r} has Arrow type {kind}, which has no Hive mapping; "
+        "add it to pipeline.ddl.HIVE_TYPES"
+    )
 
 
 def _table_ddl(

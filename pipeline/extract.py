@@ -166,6 +166,16 @@ REPEATED_TOKEN_LIMIT = 3
 """A NextToken returned this many times means SSM's endless-token bug, not progress."""
 
 
+def time_filters(after: datetime | None, before: datetime | None) -> list[dict[str, str]]:
+    """InvokedAfter/InvokedBefore filters (both inclusive), as ListCommand* take them."""
+    filters = []
+    if after is not None:
+        filters.append({"key": "InvokedAfter", "value": iso_utc(after)})
+    if before is not None:
+        filters.append({"key": "InvokedBefore", "value": iso_utc(before)})
+    return filters
+
+
 def iter_pages(
     client: Any,
     *,
@@ -175,7 +185,25 @@ def iter_pages(
     retry: PageRetry | None = None,
     region: str = "",
 ) -> Iterator[Page]:
-    """Yield every page of ListCommandInvocations (Details=true), newest first.
+    """Yield every page of ListCommandInvocations (Details=true), newest first."""
+    request: dict[str, Any] = {"Details": True, "MaxResults": page_size}
+    filters = time_filters(invoked_after, invoked_before)
+    if filters:
+        request["Filters"] = filters
+    yield from iter_api_pages(
+        client.list_command_invocations, request, "CommandInvocations", retry=retry, region=region
+    )
+
+
+def iter_api_pages(
+    call: Callable[..., Any],
+    request: dict[str, Any],
+    result_key: str,
+    *,
+    retry: PageRetry | None = None,
+    region: str = "",
+) -> Iterator[Page]:
+    """Yield every page of a NextToken-paginated SSM call.
 
     Empty pages that still carry a NextToken are followed to the end. Raises
     AwsError: RetriableAwsError once a page has failed `retry.attempts` times
@@ -183,38 +211,31 @@ def iter_pages(
     the caller restarts the window).
     """
     retry = retry or PageRetry()
-    filters = []
-    if invoked_after is not None:
-        filters.append({"key": "InvokedAfter", "value": iso_utc(invoked_after)})
-    if invoked_before is not None:
-        filters.append({"key": "InvokedBefore", "value": iso_utc(invoked_before)})
-    request: dict[str, Any] = {"Details": True, "MaxResults": page_size}
-    if filters:
-        request["Filters"] = filters
+    request = dict(request)
     seen_tokens: dict[str, int] = {}
     token: str | None = None
     while True:
         if token is not None:
             request["NextToken"] = token
-        response = _call(client, request, retry, region)
+        response = _call(call, request, retry, region)
         token = response.get("NextToken") or None
-        yield Page(records=response.get("CommandInvocations") or [], next_token=token)
+        yield Page(records=response.get(result_key) or [], next_token=token)
         if token is None:
             return
         seen_tokens[token] = seen_tokens.get(token, 0) + 1
         if seen_tokens[token] >= REPEATED_TOKEN_LIMIT:
             raise FatalAwsError(
-                f"ListCommandInvocations returned the same NextToken {REPEATED_TOKEN_LIMIT} "
-                "times; stopping instead of looping forever (a known SSM pagination bug)",
+                f"the API returned the same NextToken {REPEATED_TOKEN_LIMIT} times; stopping "
+                "instead of looping forever (a known SSM pagination bug)",
                 code="RepeatedNextToken",
                 region=region,
             )
 
 
-def _call(client: Any, request: dict[str, Any], retry: PageRetry, region: str) -> Any:
+def _call(call: Callable[..., Any], request: dict[str, Any], retry: PageRetry, region: str) -> Any:
     for attempt in range(retry.attempts + 1):
         try:
-            return client.list_command_invocations(**request)
+            return call(**request)
         except (ClientError, BotoCoreError) as exc:
             error = aws_error(exc, region)
             if not isinstance(error, RetriableAwsError) or attempt == retry.attempts:

@@ -9,7 +9,7 @@ than failing its page, so one malformed invocation never costs the others.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +18,13 @@ import pyarrow as pa
 
 from .errors import BadRecordError
 from .redact import Redactor
-from .schema import COMMAND_PLUGINS_SCHEMA, INVOCATIONS_SCHEMA, QUARANTINE_SCHEMA
+from .schema import (
+    COMMAND_PLUGINS_SCHEMA,
+    COMMANDS_SCHEMA,
+    INVOCATIONS_SCHEMA,
+    MANAGED_INSTANCES_SCHEMA,
+    QUARANTINE_SCHEMA,
+)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -238,3 +244,122 @@ def quarantine_table(
         for item in rejected
     ]
     return _table(rows, QUARANTINE_SCHEMA, lineage)
+
+
+def _int32(record: Mapping[str, Any], key: str) -> int | None:
+    value = record.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not _INT32[0] <= value <= _INT32[1]:
+        raise BadRecordError(f"{key} is not an int32: {value!r}")
+    return value
+
+
+def _strings(record: Mapping[str, Any], key: str) -> list[str] | None:
+    value = record.get(key)
+    if value is None:
+        return None
+    if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        raise BadRecordError(f"{key} is not a list of strings: {value!r}")
+    return value
+
+
+def command_row(record: Mapping[str, Any], redactor: Redactor | None = None) -> dict[str, Any]:
+    """One ListCommands record to a `commands` row (without lineage).
+
+    Parameter values go through the redactor: `commands` of a shell script can
+    hold secrets as easily as its output can.
+    """
+    if not isinstance(record, Mapping):
+        raise BadRecordError(f"record is not an object: {type(record).__name__}")
+    scrub = redactor or _keep
+    requested = to_epoch_ms(record.get("RequestedDateTime"), "RequestedDateTime")
+    parameters = _struct(record, "Parameters")
+    params = []
+    for name, values in parameters.items():
+        if not (isinstance(values, list) and all(isinstance(v, str) for v in values)):
+            raise BadRecordError(f"Parameters[{name!r}] is not a list of strings")
+        params.append((name, [scrub(v) for v in values]))
+    targets = record.get("Targets")
+    if targets is not None:
+        if not isinstance(targets, list) or not all(isinstance(t, Mapping) for t in targets):
+            raise BadRecordError(f"Targets is not a list of objects: {targets!r}")
+        targets = [{"key": _text(t, "Key"), "values": _strings(t, "Values")} for t in targets]
+    notification = _struct(record, "NotificationConfig")
+    cloud_watch = _struct(record, "CloudWatchOutputConfig")
+    expires = record.get("ExpiresAfter")
+    return {
+        "command_id": _required_text(record, "CommandId"),
+        "document_name": _text(record, "DocumentName"),
+        "document_version": _text(record, "DocumentVersion"),
+        "comment": _text(record, "Comment"),
+        "expires_after": None if expires is None else to_epoch_ms(expires, "ExpiresAfter"),
+        "parameters": params if "Parameters" in record else None,
+        "instance_ids": _strings(record, "InstanceIds"),
+        "targets": targets,
+        "requested_date_time": requested,
+        "requested_date": requested // _MS_PER_DAY,
+        "status": _text(record, "Status"),
+        "status_details": _text(record, "StatusDetails"),
+        "output_s3_region": _text(record, "OutputS3Region"),
+        "output_s3_bucket_name": _text(record, "OutputS3BucketName"),
+        "output_s3_key_prefix": _text(record, "OutputS3KeyPrefix"),
+        "max_concurrency": _text(record, "MaxConcurrency"),
+        "max_errors": _text(record, "MaxErrors"),
+        "target_count": _int32(record, "TargetCount"),
+        "completed_count": _int32(record, "CompletedCount"),
+        "error_count": _int32(record, "ErrorCount"),
+        "delivery_timed_out_count": _int32(record, "DeliveryTimedOutCount"),
+        "service_role": _text(record, "ServiceRole"),
+        "notification_arn": _text(notification, "NotificationArn"),
+        "notification_events": _strings(notification, "NotificationEvents"),
+        "notification_type": _text(notification, "NotificationType"),
+        "cloud_watch_log_group_name": _text(cloud_watch, "CloudWatchLogGroupName"),
+        "cloud_watch_output_enabled": _bool(cloud_watch, "CloudWatchOutputEnabled"),
+        "timeout_seconds": _int32(record, "TimeoutSeconds"),
+    }
+
+
+def instance_row(record: Mapping[str, Any], redactor: Redactor | None = None) -> dict[str, Any]:
+    """One DescribeInstanceInformation record to a `managed_instances` row."""
+    if not isinstance(record, Mapping):
+        raise BadRecordError(f"record is not an object: {type(record).__name__}")
+    return {
+        "instance_id": _required_text(record, "InstanceId"),
+        "name": _text(record, "Name"),
+        "computer_name": _text(record, "ComputerName"),
+        "ping_status": _text(record, "PingStatus"),
+        "last_ping_date_time": _optional_ms(record, "LastPingDateTime"),
+        "agent_version": _text(record, "AgentVersion"),
+        "is_latest_version": _bool(record, "IsLatestVersion"),
+        "platform_type": _text(record, "PlatformType"),
+        "platform_name": _text(record, "PlatformName"),
+        "platform_version": _text(record, "PlatformVersion"),
+        "resource_type": _text(record, "ResourceType"),
+        "ip_address": _text(record, "IPAddress"),
+        "association_status": _text(record, "AssociationStatus"),
+        "registration_date": _optional_ms(record, "RegistrationDate"),
+        "source_id": _text(record, "SourceId"),
+        "source_type": _text(record, "SourceType"),
+    }
+
+
+RowFunction = Callable[[Mapping[str, Any], Redactor | None], dict[str, Any]]
+SOURCES: dict[str, tuple[RowFunction, pa.Schema]] = {
+    "commands": (command_row, COMMANDS_SCHEMA),
+    "managed_instances": (instance_row, MANAGED_INSTANCES_SCHEMA),
+}
+
+
+def flatten_source(
+    table: str, records: Iterable[Any], lineage: Lineage, redactor: Redactor | None = None
+) -> tuple[pa.Table, list[Rejected]]:
+    """Flatten a page of one of the flat `SOURCES`; bad records are set aside as for invocations."""
+    row_function, schema = SOURCES[table]
+    rows, rejected = [], []
+    for record in records:
+        try:
+            rows.append(row_function(record, redactor))
+        except BadRecordError as exc:
+            rejected.append(Rejected(record, f"{table}: {exc}"))
+    return _table(rows, schema, lineage), rejected

@@ -32,8 +32,8 @@ from .extract import AwsSettings, PageRetry, caller_account, enabled_regions
 from .flatten import Lineage
 from .lake import Lake
 from .redact import Redactor
-from .schema import COMMAND_PLUGINS, INGEST_RUNS, INVOCATIONS, QUARANTINE
-from .walk import slices, walk_region
+from .schema import COMMAND_PLUGINS, COMMANDS, INGEST_RUNS, INVOCATIONS, MANAGED_INSTANCES, TABLES
+from .walk import slices, walk_region, walk_sources
 
 log = logging.getLogger("ssm_etl")
 
@@ -71,6 +71,8 @@ class RegionResult:
     window_start_ms: int | None = None
     window_end_ms: int | None = None
     watermark_ms: int | None = None
+    commands: int | None = None
+    managed_instances: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -93,6 +95,8 @@ class RegionResult:
             "error": self.error,
             "watermark": _ms_to_datetime(self.watermark_ms),
             "purged_months": None,
+            "commands": self.commands,
+            "managed_instances": self.managed_instances,
         }
 
 
@@ -188,6 +192,18 @@ def ingest_region(
                 retry=options.retry,
                 redactor=options.redactor,
             )
+            counts = (
+                walk_sources(
+                    client,
+                    writer,
+                    lineage,
+                    result.window_start_ms,
+                    retry=options.retry,
+                    redactor=options.redactor,
+                )
+                if options.sources
+                else {}
+            )
             committed = writer.commit()
             break
         except AwsError as exc:
@@ -201,6 +217,8 @@ def ingest_region(
         except BaseException:
             writer.abort()
             raise
+    result.commands = counts.get(COMMANDS.name)
+    result.managed_instances = counts.get(MANAGED_INSTANCES.name)
     result.pages, result.invocations = stats.pages, stats.invocations
     result.plugins, result.quarantined = stats.plugins, stats.quarantined
     result.files = len(committed)
@@ -226,6 +244,8 @@ class IngestOptions:
     redactor: Redactor | None = None
     slices: int = DEFAULT_SLICES
     """Concurrent time slices per region (see `pipeline.walk`)."""
+    sources: bool = True
+    """Also read ListCommands and DescribeInstanceInformation (commands, managed_instances)."""
 
     @classmethod
     def from_config(cls, config: RunConfig) -> IngestOptions:
@@ -238,20 +258,17 @@ def compact_region(lake: Lake, run_id: str, committed: list[Path], *, resort: bo
     `resort` rewrites even a partition with a single file, to sort it by time.
     """
     partitions = {p.parent.relative_to(lake.root) for p in committed}
-    months = {p.relative_to(INVOCATIONS.name) for p in partitions if p.parts[0] == INVOCATIONS.name}
-    months |= {
-        p.relative_to(COMMAND_PLUGINS.name)
-        for p in partitions
-        if p.parts[0] == COMMAND_PLUGINS.name
-    }
+    paired = (INVOCATIONS.name, COMMAND_PLUGINS.name)  # compacted together, month by month
+    months = {Path(*p.parts[1:]) for p in partitions if p.parts[0] in paired}
+    alone = {(p.parts[0], Path(*p.parts[1:])) for p in partitions if p.parts[0] not in paired}
+    specs = {t.name: t for t in TABLES}
     compactor = Compactor(lake, run_id)
     try:
         retired = [
             f for month in sorted(months) for f in compactor.compact_month(month, force=resort)
         ]
-        for part in partitions:
-            if part.parts[0] == QUARANTINE.name:
-                retired += compactor.compact_all(QUARANTINE, part.relative_to(QUARANTINE.name))
+        for table, part in sorted(alone):
+            retired += compactor.compact_all(specs[table], part, force=resort)
     finally:
         compactor.close()
     retire(lake, retired)

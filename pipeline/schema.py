@@ -74,6 +74,76 @@ COMMAND_PLUGINS_SCHEMA = pa.schema(
 )
 
 
+_NOTIFY_AND_CLOUDWATCH = [
+    pa.field("notification_arn", pa.string()),
+    pa.field("notification_events", pa.list_(pa.string())),
+    pa.field("notification_type", pa.string()),
+    pa.field("cloud_watch_log_group_name", pa.string()),
+    pa.field("cloud_watch_output_enabled", pa.bool_()),
+]
+
+COMMANDS_SCHEMA = pa.schema(
+    [
+        pa.field("account_id", pa.string(), nullable=False),
+        pa.field("region", pa.string(), nullable=False),
+        pa.field("command_id", pa.string(), nullable=False),
+        pa.field("document_name", pa.string()),
+        pa.field("document_version", pa.string()),
+        pa.field("comment", pa.string()),
+        pa.field("expires_after", TIMESTAMP),
+        pa.field("parameters", pa.map_(pa.string(), pa.list_(pa.string()))),
+        pa.field("instance_ids", pa.list_(pa.string())),
+        pa.field(
+            "targets",
+            pa.list_(pa.struct([("key", pa.string()), ("values", pa.list_(pa.string()))])),
+        ),
+        pa.field("requested_date_time", TIMESTAMP, nullable=False),
+        pa.field("requested_date", pa.date32(), nullable=False),
+        pa.field("status", pa.string()),
+        pa.field("status_details", pa.string()),
+        pa.field("output_s3_region", pa.string()),
+        pa.field("output_s3_bucket_name", pa.string()),
+        pa.field("output_s3_key_prefix", pa.string()),
+        pa.field("max_concurrency", pa.string()),
+        pa.field("max_errors", pa.string()),
+        pa.field("target_count", pa.int32()),
+        pa.field("completed_count", pa.int32()),
+        pa.field("error_count", pa.int32()),
+        pa.field("delivery_timed_out_count", pa.int32()),
+        pa.field("service_role", pa.string()),
+        *_NOTIFY_AND_CLOUDWATCH,
+        pa.field("timeout_seconds", pa.int32()),
+        *_LINEAGE,
+    ]
+)
+"""ListCommands: the command behind each invocation (document parameters such as
+AWS-RunPatchBaseline's `Operation`, targets, counts)."""
+
+MANAGED_INSTANCES_SCHEMA = pa.schema(
+    [
+        pa.field("account_id", pa.string(), nullable=False),
+        pa.field("region", pa.string(), nullable=False),
+        pa.field("instance_id", pa.string(), nullable=False),
+        pa.field("name", pa.string()),
+        pa.field("computer_name", pa.string()),
+        pa.field("ping_status", pa.string()),
+        pa.field("last_ping_date_time", TIMESTAMP),
+        pa.field("agent_version", pa.string()),
+        pa.field("is_latest_version", pa.bool_()),
+        pa.field("platform_type", pa.string()),
+        pa.field("platform_name", pa.string()),
+        pa.field("platform_version", pa.string()),
+        pa.field("resource_type", pa.string()),
+        pa.field("ip_address", pa.string()),
+        pa.field("association_status", pa.string()),
+        pa.field("registration_date", TIMESTAMP),
+        pa.field("source_id", pa.string()),
+        pa.field("source_type", pa.string()),
+        *_LINEAGE,
+    ]
+)
+"""DescribeInstanceInformation, one snapshot per run: the compliance denominator."""
+
 QUARANTINE_SCHEMA = pa.schema(
     [
         pa.field("account_id", pa.string(), nullable=False),
@@ -101,6 +171,8 @@ INGEST_RUNS_SCHEMA = pa.schema(
         pa.field("error", pa.string()),
         pa.field("watermark", TIMESTAMP),
         pa.field("purged_months", pa.list_(pa.string())),
+        pa.field("commands", pa.int64()),
+        pa.field("managed_instances", pa.int64()),
     ]
 )
 """The run ledger: one row per run x account x region (and one per purge).
@@ -157,4 +229,18 @@ INGEST_RUNS = TableSpec(
     month_from=None,
 )
 
-TABLES = (INVOCATIONS, COMMAND_PLUGINS, QUARANTINE, INGEST_RUNS)
+COMMANDS = TableSpec(
+    name="commands",
+    schema=COMMANDS_SCHEMA,
+    key=("account_id", "region", "command_id"),
+    month_from="requested_date_time",
+)
+
+MANAGED_INSTANCES = TableSpec(
+    name="managed_instances",
+    schema=MANAGED_INSTANCES_SCHEMA,
+    key=("account_id", "region", "run_id", "instance_id"),
+    month_from=None,
+)
+
+TABLES = (INVOCATIONS, COMMAND_PLUGINS, COMMANDS, MANAGED_INSTANCES, QUARANTINE, INGEST_RUNS)

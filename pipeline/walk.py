@@ -10,19 +10,24 @@ last slice is open-ended: no record can fall between two slices or into two.
 
 from __future__ import annotations
 
+import logging
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.compute as pc
 
-from .extract import PageRetry, iter_pages
-from .flatten import Lineage, flatten_page, quarantine_table
+from .errors import FatalAwsError
+from .extract import PageRetry, iter_api_pages, iter_pages, time_filters
+from .flatten import Lineage, flatten_page, flatten_source, quarantine_table
 from .lake import RegionWriter
 from .redact import Redactor
-from .schema import COMMAND_PLUGINS, INVOCATIONS, QUARANTINE
+from .schema import COMMAND_PLUGINS, COMMANDS, INVOCATIONS, MANAGED_INSTANCES, QUARANTINE
+
+log = logging.getLogger("ssm_etl")
 
 HOUR_MS = 3_600_000
 RETENTION_MS = 30 * 24 * HOUR_MS
@@ -120,3 +125,57 @@ def walk_region(
             wait(futures)
             raise failed[0].exception()  # type: ignore[misc]
     return stats
+
+
+def walk_sources(
+    client: Any,
+    writer: RegionWriter,
+    lineage: Lineage,
+    after_ms: int | None,
+    *,
+    retry: PageRetry,
+    redactor: Redactor | None = None,
+) -> dict[str, int]:
+    """The commands behind this window's invocations, and a snapshot of the managed instances.
+
+    Both are small next to the invocations, so each is one sequential walk.
+    An identity without `ssm:ListCommands` or `ssm:DescribeInstanceInformation`
+    still gets its invocations: the source is skipped with a warning.
+    """
+    calls = {
+        COMMANDS.name: (
+            client.list_commands,
+            {"MaxResults": 50, **_filters(after_ms)},
+            "Commands",
+        ),
+        MANAGED_INSTANCES.name: (
+            client.describe_instance_information,
+            {"MaxResults": 50},
+            "InstanceInformationList",
+        ),
+    }
+    counts = {}
+    for table, (call, request, result_key) in calls.items():
+        spec = COMMANDS if table == COMMANDS.name else MANAGED_INSTANCES
+        staged: list[tuple[pa.Table, pa.Table]] = []
+        try:
+            for page in iter_api_pages(
+                call, request, result_key, retry=retry, region=lineage.region
+            ):
+                rows, rejected = flatten_source(table, page.records, lineage, redactor)
+                staged.append((rows, quarantine_table(rejected, lineage, redactor)))
+        except FatalAwsError as exc:
+            if not exc.code.startswith("AccessDenied"):
+                raise
+            log.warning("%s %s: %s skipped: %s", lineage.account_id, lineage.region, table, exc)
+            continue
+        for rows, rejected in staged:
+            writer.add(spec, rows)
+            writer.add(QUARANTINE, rejected)
+        counts[table] = sum(rows.num_rows for rows, _ in staged)
+    return counts
+
+
+def _filters(after_ms: int | None) -> dict[str, Any]:
+    filters = time_filters(_ms(after_ms), None)
+    return {"Filters": filters} if filters else {}

@@ -1,12 +1,35 @@
--- Per known instance: its latest AWS-RunPatchBaseline run as of `as_of`, that
--- run's age in days, its latest successful run, and whether one succeeded
--- within the `days` days before `as_of`. Runs requested after `as_of` are
--- ignored; never-patched instances are not compliant. Windows are measured in
--- UTC, whatever the session's TimeZone.
+-- Per known instance (from invocations or the latest inventory snapshot): its
+-- latest AWS-RunPatchBaseline Install run as of `as_of`, that run's status,
+-- details and age in days, its latest successful run, and `compliant`: a
+-- successful run within the `days` days before `as_of`. Runs whose command
+-- says Operation=Scan do not count as patching (when the command is unknown,
+-- the run counts). Never-patched instances are not compliant. Instances gone
+-- from their region's latest inventory snapshot no longer count: `compliant`
+-- is NULL for them (`in_inventory` = false). Windows are measured in UTC.
 CREATE OR REPLACE MACRO patch_compliance_within(days, as_of := now()) AS TABLE
-WITH instances AS (
-    SELECT DISTINCT account_id, region, instance_id FROM invocations
-    -- more sources of instances join here, one UNION line each
+WITH inventoried AS (
+    SELECT DISTINCT account_id, region FROM managed_instances
+),
+instances AS (
+    SELECT account_id, region, instance_id FROM invocations
+    UNION
+    SELECT account_id, region, instance_id FROM managed_instances
+),
+patch_runs AS (
+    SELECT
+        i.account_id,
+        i.region,
+        i.instance_id,
+        i.command_id,
+        i.requested_date_time,
+        i.status,
+        i.status_details,
+        c.parameters['Operation'][1] AS operation
+    FROM invocations AS i
+    LEFT JOIN commands AS c USING (account_id, region, command_id)
+    WHERE i.document_name = 'AWS-RunPatchBaseline'
+        AND i.requested_date_time <= CAST(as_of AS TIMESTAMPTZ)
+        AND coalesce(c.parameters['Operation'][1], 'Install') = 'Install'
 ),
 latest_patch AS (
     SELECT
@@ -15,11 +38,10 @@ latest_patch AS (
         instance_id,
         requested_date_time AS latest_patch_requested_date_time,
         status AS latest_patch_status,
+        status_details AS latest_patch_status_details,
         max(requested_date_time) FILTER (WHERE status = 'Success') OVER instance
             AS last_success_date_time
-    FROM invocations
-    WHERE document_name = 'AWS-RunPatchBaseline'
-        AND requested_date_time <= CAST(as_of AS TIMESTAMPTZ)
+    FROM patch_runs
     WINDOW instance AS (PARTITION BY account_id, region, instance_id)
     QUALIFY row_number() OVER (
         instance ORDER BY requested_date_time DESC, command_id DESC
@@ -31,13 +53,23 @@ SELECT
     instance_id,
     p.latest_patch_requested_date_time,
     p.latest_patch_status,
+    p.latest_patch_status_details,
     ((epoch_ms(CAST(as_of AS TIMESTAMPTZ)) - epoch_ms(p.latest_patch_requested_date_time))
         / 86400000.0)::DOUBLE AS latest_patch_age_days,
     p.last_success_date_time,
-    coalesce(
-        timezone('UTC', p.last_success_date_time)
-            >= timezone('UTC', CAST(as_of AS TIMESTAMPTZ)) - INTERVAL (days) DAY,
-        false
-    ) AS compliant
+    CASE
+        WHEN inv.account_id IS NULL THEN NULL
+        ELSE m.instance_id IS NOT NULL
+    END AS in_inventory,
+    CASE
+        WHEN inv.account_id IS NOT NULL AND m.instance_id IS NULL THEN NULL
+        ELSE coalesce(
+            timezone('UTC', p.last_success_date_time)
+                >= timezone('UTC', CAST(as_of AS TIMESTAMPTZ)) - INTERVAL (days) DAY,
+            false
+        )
+    END AS compliant
 FROM instances
-LEFT JOIN latest_patch AS p USING (account_id, region, instance_id);
+LEFT JOIN latest_patch AS p USING (account_id, region, instance_id)
+LEFT JOIN inventoried AS inv USING (account_id, region)
+LEFT JOIN managed_instances AS m USING (account_id, region, instance_id);

@@ -28,6 +28,10 @@ EXPECTED_HIVE = {
     pa.date32(): "date",
     pa.timestamp("ms", tz="UTC"): "timestamp",
     pa.list_(pa.string()): "array<string>",
+    pa.map_(pa.string(), pa.list_(pa.string())): "map<string,array<string>>",
+    pa.list_(pa.struct([("key", pa.string()), ("values", pa.list_(pa.string()))])): (
+        "array<struct<key:string,values:array<string>>>"
+    ),
 }
 
 INVOCATIONS_COLUMNS = [
@@ -113,7 +117,14 @@ def test_starts_with_the_database_and_covers_every_table() -> None:
     ddl = athena_ddl(ROOT, database="ops_lake")
     assert ddl.startswith("CREATE DATABASE IF NOT EXISTS `ops_lake`;\n")
     tables = parse(ddl)
-    assert list(tables) == ["invocations", "command_plugins", "quarantine", "ingest_runs"]
+    assert list(tables) == [
+        "invocations",
+        "command_plugins",
+        "commands",
+        "managed_instances",
+        "quarantine",
+        "ingest_runs",
+    ]
     assert {table.database for table in tables.values()} == {"ops_lake"}
     assert ddl.count("CREATE ") == 1 + len(TABLES)
 
@@ -138,7 +149,7 @@ def test_every_schema_type_is_mapped() -> None:
 
 @pytest.mark.parametrize(
     "arrow_type",
-    [pa.float64(), pa.timestamp("us", tz="UTC"), pa.timestamp("ms"), pa.list_(pa.int64())],
+    [pa.float64(), pa.timestamp("us", tz="UTC"), pa.timestamp("ms"), pa.list_(pa.float32())],
     ids=str,
 )
 def test_unmapped_type_is_a_clear_error(arrow_type: pa.DataType) -> None:
