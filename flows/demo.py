@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from pipeline.bi import write_views_database
 from pipeline.emulator import Emulator, FleetSpec
 from pipeline.lake import Lake
 from pipeline.query import render, run_query
+from pipeline.report import build_report
 
 from .nightly import nightly
 from .server import prefect_api
@@ -60,9 +63,9 @@ def _demo_credentials() -> Iterator[None]:
         os.environ.update(saved)
 
 
-def run_demo(lake_dir: str, *, seed: int = 7) -> int:
+def run_demo(lake_dir: str, *, seed: int = 7, now: datetime | None = None) -> int:
     """Serve a seeded fleet, run the nightly flow over every enabled region, summarise."""
-    spec = FleetSpec(seed=seed)
+    spec = FleetSpec(seed=seed, now=now)
     with Emulator(spec, host="127.0.0.1", port=0) as emulator:
         print(f"emulator: {emulator.url} (regions with a fleet: {', '.join(spec.regions)})")
         with _demo_credentials(), prefect_api():
@@ -74,6 +77,14 @@ def run_demo(lake_dir: str, *, seed: int = 7) -> int:
     print("\nAWS-RunPatchBaseline success in the last 7 days, per instance:")
     print(render(run_query(lake, _SUMMARY_PATCH), "table"))
     where = Path(lake_dir)
+    today = (now or datetime.now(UTC)).date()
+    report = where / "report.html"
+    report.write_text(build_report(lake, start=today - timedelta(days=29), end=today), "utf-8")
+    database = write_views_database(lake, where / "ssm.duckdb")
+    print(f"\nReport:            {report.resolve()}  (open it in a browser; works offline)")
+    print(
+        f"Views for BI tools: {database.resolve()}  (DuckDB file; see README 'Connect a BI tool')"
+    )
     print(
         "\nQuery it yourself, e.g.:\n"
         f'  ssm-etl sql --lake {where} "SELECT * FROM failed_invocations LIMIT 10"\n'

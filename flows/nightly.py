@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
@@ -61,6 +62,43 @@ def ingest_region_task(
     return ingest_region(settings, lake, run_id, account_id, region, window, options=options)
 
 
+def publish_artifacts(summary: RunSummary) -> None:
+    """A markdown summary and a table per account and region, shown in the Prefect UI."""
+    rows = [
+        {
+            "account_id": r.account_id,
+            "region": r.region,
+            "status": r.status,
+            "pages": r.pages,
+            "invocations": r.invocations,
+            "plugins": r.plugins,
+            "commands": r.commands or 0,
+            "managed_instances": r.managed_instances or 0,
+            "quarantined": r.quarantined,
+            "error": r.error or "",
+        }
+        for r in summary.results
+    ]
+    create_table_artifact(
+        table=rows, key="ssm-etl-regions", description=f"Regions of run {summary.run_id}"
+    )
+    totals = summary.totals()
+    failed = [r for r in summary.results if not r.ok]
+    lines = [
+        f"# ssm-etl run `{summary.run_id}`",
+        "",
+        f"- regions: {len(summary.results)} ({len(failed)} failed)",
+        f"- invocations: {totals['invocations']}, plugins: {totals['plugins']}",
+        f"- quarantined records: {totals['quarantined']}",
+    ]
+    if failed:
+        lines += ["", "## Failed regions", ""]
+        lines += [f"- `{r.account_id}` `{r.region}`: {r.error}" for r in failed]
+    create_markdown_artifact(
+        markdown="\n".join(lines), key="ssm-etl-summary", description="ssm-etl run summary"
+    )
+
+
 @flow(name="ssm-etl-nightly", validate_parameters=False)
 def nightly(
     lake: str,
@@ -74,11 +112,16 @@ def nightly(
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
     redact: list[str] | None = None,
     slices: int = DEFAULT_SLICES,
+    accounts: list[str] | None = None,
+    organization: bool = False,
+    role_name: str | None = None,
+    external_id: str | None = None,
 ) -> RunSummary:
-    """Export every region's new and changed Run Command history into the lake.
+    """Export every account's and region's new and changed Run Command history.
 
-    Regions fail independently: a region that still fails after its retries
-    is recorded as failed (its watermark stays) and the others are committed.
+    Accounts and regions fail independently: one that still fails after its
+    retries is recorded as failed (its watermark stays); the others commit.
+    Parameters are plain values so that a deployment can carry them.
     """
     logger = get_run_logger()
     config = RunConfig(
@@ -92,29 +135,52 @@ def nightly(
         grace_seconds=grace_seconds,
         redact=tuple(redact or ()),
         slices=slices,
+        accounts=tuple(accounts or ()),
+        organization=organization,
+        role_name=role_name,
+        external_id=external_id,
     )
     settings = AwsSettings(profile=profile, endpoint_url=endpoint_url)
     with held_lake(config) as target:
         plan = plan_run(config, settings)
+        accounts_seen = sorted({t.account_id for t in plan.targets})
         logger.info(
-            "run %s: account %s, %d regions", plan.run_id, plan.account_id, len(plan.regions)
+            "run %s: %d accounts, %d account-regions",
+            plan.run_id,
+            len(accounts_seen),
+            len(plan.targets),
         )
-        args = (settings, target, plan.run_id, plan.account_id)
+        for account, state in plan.skipped_accounts:
+            logger.warning("account %s skipped: %s", account, state)
         window, options = config.window(), IngestOptions.from_config(config)
-        futures = {
-            region: ingest_region_task.submit(*args, region, window, options)
-            for region in plan.regions
-        }
+        futures = [
+            (
+                item,
+                ingest_region_task.submit(
+                    item.settings,
+                    target,
+                    plan.run_id,
+                    item.account_id,
+                    item.region,
+                    window,
+                    options,
+                ),
+            )
+            for item in plan.targets
+        ]
         summary = RunSummary(plan.run_id)
-        for region, future in futures.items():
+        for item, future in futures:
             try:
                 summary.results.append(future.result())
-            except Exception as exc:  # failed for good; the other regions stand
-                summary.results.append(fail(target, plan.run_id, plan.account_id, region, exc))
+            except Exception as exc:  # failed for good; the others stand
+                summary.results.append(fail(target, plan.run_id, item.account_id, item.region, exc))
+        for account, region, error in plan.unreachable:
+            summary.results.append(fail(target, plan.run_id, account, region, error))
+    publish_artifacts(summary)
     totals = summary.totals()
-    failed = [f"{r.region} ({r.error})" for r in summary.results if not r.ok]
+    failed = [f"{r.account_id}/{r.region} ({r.error})" for r in summary.results if not r.ok]
     logger.info(
-        "run %s: %d regions, %d invocations, %d plugins, %d quarantined%s",
+        "run %s: %d account-regions, %d invocations, %d plugins, %d quarantined%s",
         summary.run_id,
         len(summary.results),
         totals["invocations"],

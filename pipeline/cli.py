@@ -10,7 +10,7 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from . import __version__
@@ -70,6 +70,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--lake", required=True, help="lake directory (created if missing)")
     run.add_argument("--account-id", help="skip STS GetCallerIdentity and use this account id")
     run.add_argument("--profile", help="AWS profile name (default: the standard chain)")
+    run.add_argument(
+        "--accounts",
+        help="comma-separated account ids to read by assuming --role-name in each",
+    )
+    run.add_argument(
+        "--organization",
+        action="store_true",
+        help="read every ACTIVE account of the caller's AWS Organization (assuming --role-name)",
+    )
+    run.add_argument("--role-name", help="IAM role to assume in each account")
+    run.add_argument("--external-id", help="external id for the role's trust policy")
     run.add_argument("--endpoint-url", help="send every AWS call here (e.g. the emulator)")
     run.add_argument(
         "--lookback",
@@ -111,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--lake", default=DEFAULT_DEMO_LAKE, help="lake directory (default %(default)s)"
     )
     demo.add_argument("--seed", type=int, default=7, help="fleet seed (default %(default)s)")
+    demo.add_argument(
+        "--now", type=_iso_datetime, default=None, help="fix the fleet's clock (ISO-8601)"
+    )
 
     emulator = commands.add_parser(
         "emulator",
@@ -147,6 +161,38 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--older-than", required=True, type=float, metavar="DAYS")
     _grace_option(purge)
 
+    report = commands.add_parser(
+        "report",
+        help="write a self-contained HTML compliance report",
+        description="One HTML file (no network assets) with charts: daily success rate per "
+        "document, failures by region and account, instances out of patch compliance and why, "
+        "top failing instances and plugins, and data freshness.",
+    )
+    report.add_argument("--lake", required=True, help="lake directory")
+    span = report.add_mutually_exclusive_group()
+    span.add_argument("--days", type=int, default=30, help="the last N UTC days (default 30)")
+    span.add_argument("--from", dest="start", type=_iso_date, help="first UTC date, YYYY-MM-DD")
+    report.add_argument("--to", dest="end", type=_iso_date, help="last UTC date (with --from)")
+    report.add_argument("--out", required=True, help="the HTML file to write")
+
+    status = commands.add_parser(
+        "status",
+        help="per account and region: last run, outcome, freshness; exit 1 if unhealthy",
+        description="Exit 1 when a region's last run failed or its last successful run is older "
+        "than --max-age hours, so a scheduler or a shell script can alert on it.",
+    )
+    status.add_argument("--lake", required=True, help="lake directory")
+    status.add_argument("--max-age", type=float, default=36.0, metavar="HOURS")
+
+    views = commands.add_parser(
+        "views",
+        help="write a DuckDB database file holding every view, for BI tools",
+        description="The views point at the lake by absolute path and pick up new Parquet files "
+        "by themselves: nightly runs do not need to rewrite the file.",
+    )
+    views.add_argument("--lake", required=True, help="lake directory")
+    views.add_argument("--db", required=True, help="the .duckdb file to write")
+
     ddl = commands.add_parser(
         "ddl",
         help="print CREATE EXTERNAL TABLE statements for Athena/Glue",
@@ -177,6 +223,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _account_list(text: str | None) -> tuple[str, ...]:
+    if text is None:
+        return ()
+    accounts = tuple(dict.fromkeys(a.strip() for a in text.split(",") if a.strip()))
+    if not accounts:
+        raise ConfigError("--accounts is empty")
+    return tuple(check_account_id(a) for a in accounts)
+
+
 def _grace_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--grace-minutes",
@@ -200,6 +255,10 @@ def _run(args: argparse.Namespace) -> int:
         grace_seconds=args.grace_minutes * 60,
         redact=tuple(args.redact),
         slices=args.slices,
+        accounts=_account_list(args.accounts),
+        organization=args.organization,
+        role_name=args.role_name,
+        external_id=args.external_id,
     )
     Lake.check_location(config.lake)
     from flows.nightly import nightly  # Prefect is imported only for the commands that run it
@@ -218,6 +277,10 @@ def _run(args: argparse.Namespace) -> int:
             grace_seconds=config.grace_seconds,
             redact=list(config.redact),
             slices=config.slices,
+            accounts=list(config.accounts),
+            organization=config.organization,
+            role_name=config.role_name,
+            external_id=config.external_id,
         )
     print(summary.render())
     return summary.exit_code
@@ -227,7 +290,7 @@ def _demo(args: argparse.Namespace) -> int:
     from flows.demo import run_demo
 
     Lake.check_location(args.lake)
-    return run_demo(args.lake, seed=args.seed)
+    return run_demo(args.lake, seed=args.seed, now=args.now)
 
 
 def _emulator(args: argparse.Namespace) -> int:
@@ -279,6 +342,50 @@ def _purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    today = datetime.now(UTC).date()
+    if args.start is None:
+        if args.end is not None:
+            raise ConfigError("--to needs --from")
+        if args.days < 1:
+            raise ConfigError("--days must be at least 1")
+        start, end = today - timedelta(days=args.days - 1), today
+    else:
+        start, end = args.start, args.end or today
+    html = build_report(Lake.open(args.lake), start=start, end=end)
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise ConfigError(f"no such folder for --out: {out.parent}")
+    out.write_text(html, encoding="utf-8")
+    print(f"report written to {out.resolve()}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from .status import region_status
+
+    report = region_status(Lake.open(args.lake), max_age_hours=args.max_age)
+    print(report.render())
+    return report.exit_code
+
+
+def _views(args: argparse.Namespace) -> int:
+    from .bi import write_views_database
+
+    path = write_views_database(Lake.open(args.lake), Path(args.db))
+    print(f"views database written to {path.resolve()}")
+    return 0
+
+
 def _ddl(args: argparse.Namespace) -> int:
     from .ddl import athena_ddl
 
@@ -310,6 +417,9 @@ COMMANDS = {
     "emulator": _emulator,
     "purge": _purge,
     "ddl": _ddl,
+    "report": _report,
+    "status": _status,
+    "views": _views,
     "sql": _sql,
 }
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import string
 import time
 import uuid
@@ -68,6 +69,7 @@ class Compactor:
 
     def close(self) -> None:
         self.con.close()
+        shutil.rmtree(self.lake.root / "_staging" / f"compact-{self.run_id}", ignore_errors=True)
 
     def _read(self, spec: TableSpec, files: list[Path]) -> pa.Table:
         return self.con.sql(_query(spec, files)).to_arrow_table()

@@ -22,6 +22,7 @@ DEFAULT_SLICES = 4
 DEFAULT_GRACE_SECONDS = 3600.0
 """Superseded files live this long after a rewrite, for queries already running."""
 _ACCOUNT = re.compile(r"^\d{12}$")
+_ROLE_NAME = re.compile(r"^[\w+=,.@/-]{1,64}$")
 
 
 def parse_regions(text: str) -> tuple[str, ...]:
@@ -92,6 +93,12 @@ class RunConfig:
     redact: tuple[str, ...] = ()
     """`aws` (built-in patterns) and/or regular expressions masked in command output."""
     slices: int = DEFAULT_SLICES
+    accounts: tuple[str, ...] = ()
+    """Accounts to reach by assuming `role_name` in each (empty: the caller's own)."""
+    organization: bool = False
+    """Discover the accounts with AWS Organizations ListAccounts (ACTIVE ones only)."""
+    role_name: str | None = None
+    external_id: str | None = None
 
     def __post_init__(self) -> None:
         parse_regions(",".join(self.regions))
@@ -103,8 +110,22 @@ class RunConfig:
         if self.grace_seconds < 0:
             raise ConfigError("the grace period cannot be negative")
         Redactor.from_options(self.redact)  # bad patterns fail here, before any work
+        for account in self.accounts:
+            check_account_id(account)
+        if self.multi_account and self.account_id is not None:
+            raise ConfigError("--account-id cannot be combined with --accounts or --organization")
+        if self.accounts and self.organization:
+            raise ConfigError("--accounts and --organization do not go together")
+        if self.multi_account and not self.role_name:
+            raise ConfigError("--accounts and --organization need --role-name")
+        if self.role_name is not None and not _ROLE_NAME.match(self.role_name):
+            raise ConfigError(f"not an IAM role name: {self.role_name!r}")
         if not 1 <= self.slices <= 32:
             raise ConfigError(f"--slices must be from 1 to 32, not {self.slices}")
+
+    @property
+    def multi_account(self) -> bool:
+        return bool(self.accounts) or self.organization
 
     @property
     def discover_regions(self) -> bool:

@@ -14,13 +14,14 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import botocore.session
 from botocore.config import Config
+from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -95,15 +96,52 @@ class AwsSettings:
     max_attempts: int = 10
     read_timeout: float = 60.0
     extra_client_config: dict[str, Any] = field(default_factory=dict)
+    role_arn: str | None = None
+    """Assume this role (through STS, with the chain's credentials) for every call."""
+    external_id: str | None = None
+
+    def assuming(self, role_arn: str, external_id: str | None = None) -> AwsSettings:
+        return replace(self, role_arn=role_arn, external_id=external_id)
 
     def session(self) -> boto3.Session:
         core = botocore.session.get_session()
         if self.raw_parsing:
             core.register_component("response_parser_factory", _RawParserFactory())
         try:
-            return boto3.Session(profile_name=self.profile, botocore_session=core)
+            session = boto3.Session(profile_name=self.profile, botocore_session=core)
         except BotoCoreError as exc:
             raise ConfigError(str(exc)) from exc
+        if self.role_arn:
+            self._assume_role(core, session.region_name or "us-east-1")
+        return session
+
+    def _assume_role(self, core: botocore.session.Session, region: str) -> None:
+        """Swap the session's credentials for the role's, refreshed before they expire.
+
+        botocore's own fetcher and refreshable credentials do the work (refresh
+        in advance of expiry, even on runs longer than a credential's life).
+        """
+        source = core.get_credentials()
+        if source is None:
+            raise FatalAwsError("no AWS credentials to assume the role with", code="NoCredentials")
+        extra: dict[str, Any] = {"RoleSessionName": "ssm-etl"}
+        if self.external_id:
+            extra["ExternalId"] = self.external_id
+
+        def sts_client(service: str, **kwargs: Any) -> Any:
+            return core.create_client(
+                service, region_name=region, endpoint_url=self.endpoint_url, **kwargs
+            )
+
+        fetcher = AssumeRoleCredentialFetcher(
+            client_creator=sts_client,
+            source_credentials=source,
+            role_arn=self.role_arn,
+            extra_args=extra,
+        )
+        core._credentials = DeferredRefreshableCredentials(  # no public setter exists
+            refresh_using=fetcher.fetch_credentials, method="assume-role"
+        )
 
     def client(self, session: boto3.Session, service: str, region: str) -> Any:
         config = Config(

@@ -24,7 +24,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import boto3
+
 from . import ledger
+from .accounts import caller_partition, organization_accounts, role_arn
 from .compact import Compactor, retire, sweep
 from .config import DEFAULT_SLICES, RunConfig, Window
 from .errors import AwsError
@@ -100,11 +103,22 @@ class RegionResult:
         }
 
 
+@dataclass(frozen=True)
+class Target:
+    """One account x region of a run, with the settings that reach that account."""
+
+    account_id: str
+    region: str
+    settings: AwsSettings
+
+
 @dataclass
 class RunPlan:
     run_id: str
-    account_id: str
-    regions: tuple[str, ...]
+    targets: list[Target] = field(default_factory=list)
+    unreachable: list[tuple[str, str, AwsError]] = field(default_factory=list)
+    """(account, region, error) of accounts that could not be reached at all."""
+    skipped_accounts: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -131,7 +145,12 @@ class RunSummary:
                 f"invocations={r.invocations} plugins={r.plugins} quarantined={r.quarantined}"
             )
             lines.append(line + (f"  error: {r.error}" if r.error else ""))
-        failed = [r.region for r in self.results if not r.ok]
+        accounts = {r.account_id for r in self.results}
+        failed = [
+            r.region if len(accounts) == 1 else f"{r.account_id}/{r.region}"
+            for r in self.results
+            if not r.ok
+        ]
         totals = self.totals()
         lines.append(
             f"  total: {len(self.results)} regions, {totals['invocations']} invocations, "
@@ -142,16 +161,46 @@ class RunSummary:
 
 
 def plan_run(config: RunConfig, settings: AwsSettings, run_id: str | None = None) -> RunPlan:
-    """Resolve the account (STS) and the regions (EC2) a run covers."""
+    """Resolve the accounts (STS, Organizations) and regions (EC2) a run covers.
+
+    An account whose role cannot be assumed is not an error of the run: it
+    becomes `unreachable` and fails alone.
+    """
+    plan = RunPlan(run_id=run_id or new_run_id())
     session = settings.session()
     home = session.region_name or ("us-east-1" if config.discover_regions else config.regions[0])
-    account_id = config.account_id or caller_account(settings, session, home)
-    regions = (
-        tuple(enabled_regions(settings, session, home))
-        if config.discover_regions
-        else config.regions
-    )
-    return RunPlan(run_id=run_id or new_run_id(), account_id=account_id, regions=regions)
+    if not config.multi_account:
+        account_id = config.account_id or caller_account(settings, session, home)
+        for region in _regions(config, settings, session, home):
+            plan.targets.append(Target(account_id, region, settings))
+        return plan
+    assert config.role_name is not None
+    partition = caller_partition(settings, session, home)
+    accounts = list(config.accounts)
+    if config.organization:
+        found = organization_accounts(settings, session)
+        accounts, plan.skipped_accounts = found.active, found.skipped
+    for account_id in accounts:
+        role = role_arn(partition, account_id, config.role_name)
+        reach = settings.assuming(role, config.external_id)
+        try:
+            account_session = reach.session()
+            caller_account(reach, account_session, home)  # assumes the role once, up front
+            regions = _regions(config, reach, account_session, home)
+        except AwsError as exc:
+            names = config.regions if not config.discover_regions else ("all",)
+            plan.unreachable += [(account_id, region, exc) for region in names]
+            continue
+        plan.targets += [Target(account_id, region, reach) for region in regions]
+    return plan
+
+
+def _regions(
+    config: RunConfig, settings: AwsSettings, session: boto3.Session, home: str
+) -> tuple[str, ...]:
+    if config.discover_regions:
+        return tuple(enabled_regions(settings, session, home))
+    return config.regions
 
 
 WALK_RESTARTS = 2
@@ -312,21 +361,28 @@ def run_local(
     workers: int = 4,
     options: IngestOptions | None = None,
 ) -> RunSummary:
-    """A whole run without Prefect: the regions in a thread pool, no retries beyond botocore's."""
+    """A whole run without Prefect: the targets in a thread pool, no retries beyond botocore's."""
     with held_lake(config) as lake:
         plan = plan_run(config, settings)
         summary = RunSummary(plan.run_id)
         window = config.window()
         options = options or IngestOptions.from_config(config)
 
-        def one(region: str) -> RegionResult:
+        def one(target: Target) -> RegionResult:
             try:
                 return ingest_region(
-                    settings, lake, plan.run_id, plan.account_id, region, window, options=options
+                    target.settings,
+                    lake,
+                    plan.run_id,
+                    target.account_id,
+                    target.region,
+                    window,
+                    options=options,
                 )
             except AwsError as exc:
-                return fail(lake, plan.run_id, plan.account_id, region, exc)
+                return fail(lake, plan.run_id, target.account_id, target.region, exc)
 
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            summary.results = list(pool.map(one, plan.regions))
+            summary.results = list(pool.map(one, plan.targets))
+        summary.results += [fail(lake, plan.run_id, a, r, e) for a, r, e in plan.unreachable]
     return summary

@@ -19,7 +19,7 @@ COMMANDS = sorted(
 
 
 def test_the_commands_are_the_documented_ones():
-    assert COMMANDS == ["ddl", "demo", "emulator", "purge", "run", "sql"]
+    assert COMMANDS == ["ddl", "demo", "emulator", "purge", "report", "run", "sql", "status", "views"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -208,3 +208,24 @@ def test_since_and_full_refresh_are_exclusive(capsys, tmp_path):
         )
     assert exit_info.value.code == 2
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [
+        pytest.param(["--accounts", "111111111111", "--role-name", "r", "--account-id", "222222222222"],
+                     "--account-id cannot be combined", id="account-id-with-accounts"),
+        pytest.param(["--organization", "--role-name", "r", "--account-id", "222222222222"],
+                     "--account-id cannot be combined", id="account-id-with-organization"),
+        pytest.param(["--accounts", "111111111111"], "need --role-name", id="accounts-without-role"),
+        pytest.param(["--accounts", "111111111111,12"], "12 digits", id="bad-account-in-list"),
+        pytest.param(["--accounts", "111111111111", "--organization", "--role-name", "r"],
+                     "do not go together", id="accounts-and-organization"),
+        pytest.param(["--accounts", "111111111111", "--role-name", "no spaces"], "IAM role name", id="bad-role"),
+    ],
+)  # fmt: skip
+def test_run_rejects_bad_account_options(capsys, tmp_path, flags, fragment):
+    lake = tmp_path / "lake"
+    err = _one_line_error(capsys, ["run", "--lake", str(lake), "--regions", "us-east-1", *flags])
+    assert fragment in err
+    assert not lake.exists()

@@ -6,6 +6,7 @@ out in tests/truth.py, not through the flattener under test.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -198,3 +199,22 @@ def test_a_second_run_on_a_held_lake_exits_3(fleet, prefect_api, tmp_path):
         f"ssm-etl: error: another ssm-etl run holds the lake {lake.root}"
     )
     assert view_rows(lake.root, "invocations") == []
+
+
+def test_each_run_publishes_a_summary_and_a_table_artifact(nightly_lake):
+    from prefect.client.orchestration import get_client
+
+    _, summary = nightly_lake
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts()
+    markdown = [a for a in artifacts if a.key == "ssm-etl-summary" and summary.run_id in a.data]
+    assert markdown, "the run's markdown summary is in Prefect"
+    tables = [
+        a
+        for a in artifacts
+        if a.key == "ssm-etl-regions" and summary.run_id in (a.description or "")
+    ]
+    (table,) = tables
+    rows = table.data if isinstance(table.data, list) else json.loads(table.data)
+    assert {row["region"] for row in rows} == {*FLEET_REGIONS, EMPTY_REGION}
+    assert sum(row["invocations"] for row in rows) == sum(r.invocations for r in summary.results)

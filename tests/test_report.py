@@ -14,8 +14,10 @@ import pytest
 
 from pipeline import ledger
 from pipeline.errors import ConfigError
+from pipeline.flatten import Lineage, flatten_source
 from pipeline.lake import Lake
 from pipeline.report import PALETTE, build_report
+from pipeline.schema import MANAGED_INSTANCES
 from tests.lakes import ACCOUNT, at, ingest, invocation, plugin
 
 OTHER = "210987654321"
@@ -216,6 +218,24 @@ def test_no_network_assets_and_no_scripts(html: str) -> None:
 def test_non_compliant_instances_are_listed_with_why(html: str) -> None:
     table = parse(html).tables["non-compliant"]
     assert [tuple(row) for row in table[1:]] == NON_COMPLIANT
+
+
+def test_instances_gone_from_the_inventory_are_not_listed(lake: Lake) -> None:
+    """With an inventory snapshot, retired i-06 drops out and never-run i-07 appears."""
+    lineage = Lineage(OTHER, US, "run-inventory", 1_710_000_000_000)
+    inventory = [
+        {"InstanceId": instance_id, "PingStatus": "Online", "PlatformType": "Linux"}
+        for instance_id in ("i-05", "i-07")
+    ]
+    writer = lake.writer("run-inventory", OTHER, US)
+    writer.add(MANAGED_INSTANCES, flatten_source("managed_instances", inventory, lineage)[0])
+    writer.commit()
+    html = build_report(lake, start=START, end=END, as_of=AS_OF)
+    table = parse(html).tables["non-compliant"]
+    assert [tuple(row) for row in table[1:]] == [
+        *NON_COMPLIANT[:3],
+        (OTHER, US, "i-07", "", "never patched", "", "", "never"),
+    ]
 
 
 def test_daily_success_has_a_line_per_document(html: str) -> None:

@@ -1,0 +1,56 @@
+"""`ssm-etl demo` as a new user runs it: offline, then queried; the numbers are the fleet's."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import duckdb
+
+from pipeline.emulator import Emulator, FleetSpec
+from pipeline.lake import Lake
+from pipeline.views import connect
+
+NOW = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+
+
+def test_demo_runs_offline_and_its_lake_holds_the_fleet(tmp_path, prefect_api):
+    lake = tmp_path / "demo-lake"
+    env = {**os.environ, "PREFECT_API_URL": prefect_api}
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        env.pop(name)  # the demo needs no credentials of the user's
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "demo",
+            "--lake",
+            str(lake),
+            "--now",
+            NOW.isoformat(),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Query it yourself" in done.stdout
+    assert (lake / "report.html").read_text().startswith("<!DOCTYPE html>")
+    spec = FleetSpec(seed=7, now=NOW)
+    with Emulator(spec) as emulator:
+        expected = {r: len(emulator.ground_truth(spec.account_id, r)) for r in spec.regions}
+    got = dict(
+        connect(Lake.open(lake))
+        .sql("SELECT region, count(*) FROM invocations GROUP BY 1")
+        .fetchall()
+    )
+    assert got == expected
+    database = duckdb.connect(str(lake / "ssm.duckdb"), read_only=True)
+    not_patched = database.sql(
+        "SELECT count(*) FROM patch_compliance_within(7, as_of := TIMESTAMPTZ '2026-03-02 06:00:00+00') WHERE NOT compliant"
+    ).fetchall()
+    assert not_patched[0][0] > 0, "the demo fleet has instances out of compliance to find"
