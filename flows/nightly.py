@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.tasks import exponential_backoff
 
 from pipeline.config import (
@@ -189,3 +191,41 @@ def nightly(
         f"; failed: {'; '.join(failed)}" if failed else "",
     )
     return summary
+
+
+def with_runner(kind: str = "threads", address: str | None = None, concurrency: int = 8) -> Any:
+    """The nightly flow on a task runner: threads here, or a Dask cluster via prefect-dask.
+
+    With Dask, each account x region task runs in a worker process; workers
+    share nothing but the lake and rebuild their AWS sessions from the
+    picklable settings they are handed.
+    """
+    if kind == "threads":
+        return nightly.with_options(task_runner=ThreadPoolTaskRunner(max_workers=concurrency))
+    from prefect_dask import DaskTaskRunner
+
+    if address:
+        return nightly.with_options(task_runner=DaskTaskRunner(address=address))
+    cluster = {"n_workers": 2, "threads_per_worker": max(1, concurrency // 2), "processes": True}
+    return nightly.with_options(task_runner=DaskTaskRunner(cluster_kwargs=cluster))
+
+
+def flow_parameters(config: RunConfig) -> dict[str, Any]:
+    """The flow's plain-value parameters for a validated config (for runs and deployments)."""
+    return {
+        "lake": config.lake,
+        "regions": list(config.regions),
+        "account_id": config.account_id,
+        "profile": config.profile,
+        "endpoint_url": config.endpoint_url,
+        "lookback_hours": config.lookback_hours,
+        "since": config.since.isoformat() if config.since else None,
+        "full_refresh": config.full_refresh,
+        "grace_seconds": config.grace_seconds,
+        "redact": list(config.redact),
+        "slices": config.slices,
+        "accounts": list(config.accounts),
+        "organization": config.organization,
+        "role_name": config.role_name,
+        "external_id": config.external_id,
+    }

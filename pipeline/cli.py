@@ -47,21 +47,8 @@ def _iso_datetime(text: str) -> datetime:
     return moment
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="ssm-etl",
-        description="Export AWS SSM Run Command history into a Parquet lake with DuckDB views.",
-    )
-    parser.add_argument("--version", action="version", version=f"ssm-etl {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    run = commands.add_parser(
-        "run",
-        help="the nightly job: export every region's invocations into the lake",
-        description="Walk ListCommandInvocations in each region and commit it to the lake. "
-        "Credentials, profiles and endpoints come from the standard AWS configuration "
-        "(AWS_PROFILE, AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_SSM, ...).",
-    )
+def _add_run_options(run: argparse.ArgumentParser) -> None:
+    """The options `run` and `deploy` share: what a nightly run reads and how."""
     run.add_argument(
         "--regions",
         required=True,
@@ -80,6 +67,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="read every ACTIVE account of the caller's AWS Organization (assuming --role-name)",
     )
     run.add_argument("--role-name", help="IAM role to assume in each account")
+    run.add_argument(
+        "--task-runner",
+        choices=("threads", "dask"),
+        default="threads",
+        help="where the account x region tasks run: a thread pool here, or a Dask cluster "
+        "(default %(default)s)",
+    )
+    run.add_argument(
+        "--dask-address",
+        metavar="tcp://HOST:8786",
+        help="an existing Dask scheduler; without it --task-runner dask starts a local cluster",
+    )
+    run.add_argument(
+        "--concurrency",
+        type=int,
+        default=8,
+        help="account x region tasks at once, in threads or per local Dask cluster "
+        "(default %(default)s)",
+    )
     run.add_argument("--external-id", help="external id for the role's trust policy")
     run.add_argument("--endpoint-url", help="send every AWS call here (e.g. the emulator)")
     run.add_argument(
@@ -111,6 +117,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="mask matches in command output before storing it: 'aws' for the built-in AWS "
         "key/secret/token patterns, or a regular expression; repeatable (default: off)",
     )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="ssm-etl",
+        description="Export AWS SSM Run Command history into a Parquet lake with DuckDB views.",
+    )
+    parser.add_argument("--version", action="version", version=f"ssm-etl {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser(
+        "run",
+        help="the nightly job: export every region's invocations into the lake",
+        description="Walk ListCommandInvocations in each region and commit it to the lake. "
+        "Credentials, profiles and endpoints come from the standard AWS configuration "
+        "(AWS_PROFILE, AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_SSM, ...).",
+    )
+    _add_run_options(run)
+
+    deploy = commands.add_parser(
+        "deploy",
+        help="serve the nightly flow as a scheduled Prefect deployment",
+        description="Create a Prefect deployment of the nightly flow with these run options and "
+        "a cron schedule, and serve it (this process executes the scheduled runs; stop it with "
+        "Ctrl-C). Needs a Prefect server: PREFECT_API_URL.",
+    )
+    deploy.add_argument("--name", default="nightly", help="deployment name (default %(default)s)")
+    deploy.add_argument("--cron", default="0 2 * * *", help="schedule (default %(default)s)")
+    deploy.add_argument("--timezone", default="UTC", help="the cron's time zone (default UTC)")
+    _add_run_options(deploy)
 
     demo = commands.add_parser(
         "demo",
@@ -242,7 +278,11 @@ def _grace_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run_config(args: argparse.Namespace) -> RunConfig:
+    if args.dask_address and args.task_runner != "dask":
+        raise ConfigError("--dask-address needs --task-runner dask")
+    if args.concurrency < 1:
+        raise ConfigError("--concurrency must be at least 1")
     config = RunConfig(
         lake=args.lake,
         regions=parse_regions(args.regions),
@@ -261,27 +301,17 @@ def _run(args: argparse.Namespace) -> int:
         external_id=args.external_id,
     )
     Lake.check_location(config.lake)
-    from flows.nightly import nightly  # Prefect is imported only for the commands that run it
+    return config
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = _run_config(args)
+    from flows.nightly import flow_parameters, with_runner  # Prefect only where it runs
     from flows.server import prefect_api
 
+    nightly = with_runner(args.task_runner, args.dask_address, args.concurrency)
     with prefect_api():
-        summary = nightly(
-            lake=config.lake,
-            regions=list(config.regions),
-            account_id=config.account_id,
-            profile=config.profile,
-            endpoint_url=config.endpoint_url,
-            lookback_hours=config.lookback_hours,
-            since=config.since.isoformat() if config.since else None,
-            full_refresh=config.full_refresh,
-            grace_seconds=config.grace_seconds,
-            redact=list(config.redact),
-            slices=config.slices,
-            accounts=list(config.accounts),
-            organization=config.organization,
-            role_name=config.role_name,
-            external_id=config.external_id,
-        )
+        summary = nightly(**flow_parameters(config))
     print(summary.render())
     return summary.exit_code
 
@@ -386,6 +416,22 @@ def _views(args: argparse.Namespace) -> int:
     return 0
 
 
+def _deploy(args: argparse.Namespace) -> int:
+    config = _run_config(args)
+    from flows.deploy import serve
+
+    serve(
+        config,
+        name=args.name,
+        cron=args.cron,
+        timezone=args.timezone,
+        task_runner=args.task_runner,
+        dask_address=args.dask_address,
+        concurrency=args.concurrency,
+    )
+    return 0
+
+
 def _ddl(args: argparse.Namespace) -> int:
     from .ddl import athena_ddl
 
@@ -417,6 +463,7 @@ COMMANDS = {
     "emulator": _emulator,
     "purge": _purge,
     "ddl": _ddl,
+    "deploy": _deploy,
     "report": _report,
     "status": _status,
     "views": _views,

@@ -48,10 +48,10 @@ def _query(table: TableSpec, files: list[Path]) -> str:
 
 
 def _stage(
-    lake: Lake, directory: Path, table: pa.Table, spec: TableSpec, run_id: str
+    staging: Path, directory: Path, table: pa.Table, spec: TableSpec, run_id: str
 ) -> tuple[Path, Path]:
     final = directory / f"part-{run_id}-c{uuid.uuid4().hex[:8]}.parquet"
-    staged = lake.root / "_staging" / f"compact-{run_id}" / final.name
+    staged = staging / final.name
     staged.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(
         table.select(spec.file_schema.names).cast(spec.file_schema), staged, compression="zstd"
@@ -66,10 +66,12 @@ class Compactor:
         self.lake = lake
         self.run_id = run_id
         self.con = duckdb.connect()
+        # One folder per compactor: regions of one run compact side by side.
+        self.staging = lake.root / "_staging" / f"compact-{run_id}-{uuid.uuid4().hex[:8]}"
 
     def close(self) -> None:
         self.con.close()
-        shutil.rmtree(self.lake.root / "_staging" / f"compact-{self.run_id}", ignore_errors=True)
+        shutil.rmtree(self.staging, ignore_errors=True)
 
     def _read(self, spec: TableSpec, files: list[Path]) -> pa.Table:
         return self.con.sql(_query(spec, files)).to_arrow_table()
@@ -91,9 +93,9 @@ class Compactor:
             plugins = self._read(COMMAND_PLUGINS, plg_files) if plg_files else None
         finally:
             self.con.unregister("survivors")
-        moves = [_stage(self.lake, inv_dir, survivors, INVOCATIONS, self.run_id)]
+        moves = [_stage(self.staging, inv_dir, survivors, INVOCATIONS, self.run_id)]
         if plugins is not None and plugins.num_rows:
-            moves.insert(0, _stage(self.lake, plg_dir, plugins, COMMAND_PLUGINS, self.run_id))
+            moves.insert(0, _stage(self.staging, plg_dir, plugins, COMMAND_PLUGINS, self.run_id))
         for staged, final in moves:  # plugins first, as in a commit
             os.replace(staged, final)
         return [*inv_files, *plg_files]
@@ -104,7 +106,7 @@ class Compactor:
         files = data_files(directory)
         if not files or (len(files) == 1 and not force):
             return []
-        staged, final = _stage(self.lake, directory, self._read(spec, files), spec, self.run_id)
+        staged, final = _stage(self.staging, directory, self._read(spec, files), spec, self.run_id)
         os.replace(staged, final)
         return files
 

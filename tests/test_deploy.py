@@ -1,0 +1,88 @@
+"""`ssm-etl deploy`: a scheduled deployment on a Prefect server, and a triggered run commits."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pipeline.emulator import Emulator, FleetSpec
+from pipeline.lake import Lake
+from pipeline.views import connect
+from tests.conftest_emulator import EMULATOR_NOW
+
+
+@pytest.fixture
+def fleet():
+    spec = FleetSpec(seed=9, now=EMULATOR_NOW, regions=("eu-west-1",), instances_per_region=5)
+    with Emulator(spec) as emulator:
+        yield emulator
+
+
+def test_deploy_creates_a_scheduled_deployment_whose_run_commits(fleet, prefect_api, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    lake = tmp_path / "lake"
+    env = {**os.environ, "PREFECT_API_URL": prefect_api, "AWS_ENDPOINT_URL": fleet.url}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "deploy", "--name", "nightly-test", "--cron", "15 3 * * *",
+         "--timezone", "Europe/Berlin", "--regions", "eu-west-1", "--lake", str(lake)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deployment = None
+        deadline = time.monotonic() + 120
+        with get_client(sync_client=True) as client:
+            while deployment is None and time.monotonic() < deadline:
+                try:
+                    deployment = client.read_deployment_by_name("ssm-etl-nightly/nightly-test")
+                except Exception:
+                    time.sleep(1)
+        assert deployment is not None, "the deployment was not created"
+        (schedule,) = deployment.schedules
+        assert schedule.schedule.cron == "15 3 * * *"
+        assert schedule.schedule.timezone == "Europe/Berlin"
+        assert deployment.parameters["lake"] == str(lake.resolve())
+        flow_run = run_deployment("ssm-etl-nightly/nightly-test", timeout=180)
+        assert flow_run.state.is_completed(), flow_run.state
+        count = connect(Lake.open(lake)).sql("SELECT count(*) FROM invocations").fetchall()[0][0]
+        assert count == len(fleet.ground_truth("123456789012", "eu-west-1"))
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def test_deploy_without_a_server_is_a_one_line_error(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeline.cli",
+            "deploy",
+            "--regions",
+            "eu-west-1",
+            "--lake",
+            str(tmp_path / "l"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "ssm-etl: error: ssm-etl deploy needs a Prefect server: start one "
+        "(`prefect server start`) and set PREFECT_API_URL"
+    )
