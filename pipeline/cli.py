@@ -309,8 +309,10 @@ def _run(args: argparse.Namespace) -> int:
     from flows.nightly import flow_parameters, with_runner  # Prefect only where it runs
     from flows.server import prefect_api
 
+    from .progress import shown
+
     nightly = with_runner(args.task_runner, args.dask_address, args.concurrency)
-    with prefect_api():
+    with prefect_api(), shown():
         summary = nightly(**flow_parameters(config))
     print(summary.render())
     return summary.exit_code

@@ -112,6 +112,16 @@ def walk_region(
                 stats.quarantined += len(flat.rejected)
                 if newest is not None:
                     stats.newest_ms = max(newest, stats.newest_ms or newest)
+                progress = {
+                    "account_id": lineage.account_id,
+                    "region": lineage.region,
+                    "pages": stats.pages,
+                    "invocations": stats.invocations,
+                }
+            # One line per page for the CLI's live view (pipeline.progress); DEBUG elsewhere.
+            log.debug(
+                "%(account_id)s %(region)s: %(pages)d pages", progress, extra={"progress": progress}
+            )
 
     if len(window) == 1:
         one(window[0])
