@@ -245,7 +245,9 @@ def test_internal_errors_are_500s(emulator_client, monkeypatch):
 
 def test_unknown_operations_and_bad_json(emulator, emulator_client):
     client = emulator_client()
-    code, status, _ = _error(client._make_api_call, "ListCommands", {})
+    code, status, _ = _error(
+        client._make_api_call, "DescribeDocument", {"Name": "AWS-RunShellScript"}
+    )
     assert (code, status) == ("UnknownOperationException", 400)
     request = urllib.request.Request(
         emulator.url,

@@ -1,7 +1,8 @@
-"""A wire-level stand-in for AWS SSM, STS and EC2: the demo's, the tests' and users' offline AWS."""
+"""A wire-level stand-in for AWS SSM, STS, EC2 and Organizations: the demo's, the tests' and users' offline AWS."""
 
+from .clock import Clock
 from .faults import FaultSpec, RegionFaults
-from .fleet import Clock, FleetSpec
+from .fleet import FleetSpec
 from .server import Emulator
 
 __all__ = ["Clock", "Emulator", "FaultSpec", "FleetSpec", "RegionFaults"]

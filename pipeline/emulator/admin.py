@@ -14,6 +14,11 @@ data, so there is nothing to protect.
     GET    /_emulator/ground-truth?region=R&account=A
                                            -> what a full Details=true walk returns now
                                               (valid records; account defaults to the fleet's)
+    GET    /_emulator/commands?region=R&account=A   -> what a full ListCommands walk returns now
+    GET    /_emulator/instances?region=R&account=A  -> ... and DescribeInstanceInformation
+    GET    /_emulator/credentials          -> {"seconds": N or null}: the cap on AssumeRole's
+    POST   /_emulator/credentials          {"seconds": N or null} -> the same, from now on
+    DELETE /_emulator/credentials          expires every issued session -> {"expired": n}
 
 Mistakes answer {"error": "..."} with 400 (bad input), 404 (path) or 405 (method).
 Admin calls are not written to the request log.
@@ -91,11 +96,39 @@ def _requests(emulator: Emulator, params: dict[str, str], body: bytes) -> list[d
     return list(emulator.request_log[int(since) :])
 
 
-def _ground_truth(emulator: Emulator, params: dict[str, str], body: bytes) -> list[Any]:
+def _where(emulator: Emulator, params: dict[str, str]) -> tuple[str, str]:
     if not params.get("region"):
         raise ValueError("region is required, e.g. ?region=us-east-1")
-    account = params.get("account") or emulator.spec.account_id
-    return emulator.ground_truth(account, params["region"])
+    return params.get("account") or emulator.spec.account_id, params["region"]
+
+
+def _ground_truth(emulator: Emulator, params: dict[str, str], body: bytes) -> list[Any]:
+    return emulator.ground_truth(*_where(emulator, params))
+
+
+def _commands(emulator: Emulator, params: dict[str, str], body: bytes) -> list[Any]:
+    return emulator.commands_ground_truth(*_where(emulator, params))
+
+
+def _instances(emulator: Emulator, params: dict[str, str], body: bytes) -> list[Any]:
+    return emulator.instances_ground_truth(*_where(emulator, params))
+
+
+def _credentials(emulator: Emulator, params: dict[str, str], body: bytes) -> dict[str, Any]:
+    return {"seconds": emulator.sessions.lifetime}
+
+
+def _set_credentials(emulator: Emulator, params: dict[str, str], body: bytes) -> dict[str, Any]:
+    document = _document(body)
+    seconds = document.get("seconds", 0) if isinstance(document, dict) else 0
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int | float)):
+        raise ValueError('send {"seconds": N} (N > 0) or {"seconds": null}')
+    emulator.set_credential_seconds(seconds)
+    return _credentials(emulator, params, body)
+
+
+def _expire_credentials(emulator: Emulator, params: dict[str, str], body: bytes) -> dict[str, Any]:
+    return {"expired": emulator.expire_credentials()}
 
 
 _ROUTES: dict[str, dict[str, _Handler]] = {
@@ -103,6 +136,9 @@ _ROUTES: dict[str, dict[str, _Handler]] = {
     "faults": {"GET": _faults, "POST": _set_faults, "DELETE": _clear_faults},
     "requests": {"GET": _requests},
     "ground-truth": {"GET": _ground_truth},
+    "commands": {"GET": _commands},
+    "instances": {"GET": _instances},
+    "credentials": {"GET": _credentials, "POST": _set_credentials, "DELETE": _expire_credentials},
 }
 
 

@@ -12,22 +12,24 @@ from __future__ import annotations
 
 import random
 import re
-import threading
 import uuid
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .clock import to_ms
 from .faults import FaultSpec
 from .outputs import LOCK_HELD, NAMES, NO_DISK, cap, patch_failure_output, skipped
 from .outputs import output as plugin_output
 
+if TYPE_CHECKING:
+    from .orgs import OrgAccount
+
 DAY_MS = 86_400_000
 RETENTION_MS = 30 * DAY_MS
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _HEX = "0123456789abcdef"
 _ACCOUNT = re.compile(r"^\d{12}$")
 CHRONIC_SHARE = 0.02
@@ -49,9 +51,24 @@ class FleetSpec:
     faults: FaultSpec | None = None
     offline_since: date | None = None
     """When the chronically unreachable instances went offline; default: ten days before now."""
+    credential_seconds: float | None = None
+    """Cap on the life of AssumeRole credentials (wall clock), to exercise refreshing."""
+    deny_assume_role: tuple[str, ...] = ()
+    """Accounts whose roles AssumeRole refuses with AccessDenied."""
+    organization: tuple[OrgAccount, ...] | None = None
+    """ListAccounts' answer (OrgAccount or wire-style dicts); None: a default of six, (): none."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "regions", tuple(self.regions))
+        object.__setattr__(self, "deny_assume_role", tuple(self.deny_assume_role))
+        if self.organization is not None:
+            from .orgs import parse_accounts  # orgs answers on the wire, which needs this module
+
+            object.__setattr__(self, "organization", parse_accounts(self.organization))
+        if self.credential_seconds is not None and not self.credential_seconds > 0:
+            raise ValueError("credential_seconds must be a positive number of seconds")
+        if not all(_ACCOUNT.match(a) for a in self.deny_assume_role):
+            raise ValueError("deny_assume_role must list 12-digit account ids")
         if isinstance(self.faults, dict):
             object.__setattr__(self, "faults", FaultSpec.from_dict(self.faults))
         if not _ACCOUNT.match(self.account_id):
@@ -63,41 +80,6 @@ class FleetSpec:
         if self.offline_since is None and self.now is not None:
             offline = (self.now.astimezone(UTC) - timedelta(days=OFFLINE_DAYS)).date()
             object.__setattr__(self, "offline_since", offline)
-
-
-class Clock:
-    """The emulator's idea of now: the wall clock, or a fixed instant tests move by hand."""
-
-    def __init__(self, now: datetime | None = None) -> None:
-        self._lock = threading.Lock()
-        self._fixed = now.astimezone(UTC) if now is not None else None
-        self._offset = timedelta(0)
-
-    def now(self) -> datetime:
-        with self._lock:
-            if self._fixed is not None:
-                return self._fixed
-            return datetime.now(UTC) + self._offset
-
-    def set(self, moment: datetime) -> None:
-        if moment.tzinfo is None:
-            raise ValueError("the clock needs a timezone-aware datetime")
-        with self._lock:
-            self._fixed = moment.astimezone(UTC)
-
-    def advance(self, delta: timedelta) -> None:
-        with self._lock:
-            if self._fixed is not None:
-                self._fixed += delta
-            else:
-                self._offset += delta
-
-    def now_ms(self) -> int:
-        return to_ms(self.now())
-
-
-def to_ms(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 @dataclass(frozen=True, slots=True)

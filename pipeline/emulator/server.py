@@ -1,9 +1,10 @@
-"""One loopback HTTP endpoint that stands in for SSM, STS and EC2 in every region.
+"""One loopback HTTP endpoint that stands in for SSM, STS, EC2 and Organizations everywhere.
 
 The SigV4 credential scope (`AKID/date/region/service/aws4_request`) says which
 service and region a request is for, exactly the information AWS takes from the
 host name, so boto3 and the AWS CLI only need `--endpoint-url`. Signatures are
-parsed but not verified: any credentials work, which is the point offline.
+parsed but not verified: any credentials work, which is the point offline. The
+access key says whose fleet a request sees (see `iam.py`).
 Paths under `/_emulator/` are the unsigned admin API (see `admin.py`).
 """
 
@@ -24,27 +25,22 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
-from . import admin
+from . import admin, iam, orgs
+from .clock import Clock
+from .commands import grouped, list_commands, render_command
+from .ec2 import OPT_IN_REGIONS, STANDARD_REGIONS, describe_regions
 from .faults import FaultSpec, Injector, corrupt
-from .fleet import OFFLINE_DAYS, Clock, FleetSpec, history
+from .fleet import OFFLINE_DAYS, FleetSpec, history
+from .inventory import describe_instance_information, instances
 from .ssm import TARGET_PREFIX, ApiError, Request, Tokens, list_command_invocations, render
 
-STANDARD_REGIONS = (
-    "ap-northeast-1", "ap-northeast-2", "ap-northeast-3", "ap-south-1", "ap-southeast-1",
-    "ap-southeast-2", "ca-central-1", "eu-central-1", "eu-north-1", "eu-west-1", "eu-west-2",
-    "eu-west-3", "sa-east-1", "us-east-1", "us-east-2", "us-west-1", "us-west-2",
-)  # fmt: skip
-OPT_IN_REGIONS = (
-    "af-south-1", "ap-east-1", "ap-south-2", "ap-southeast-3", "eu-central-2", "eu-south-1",
-    "il-central-1", "me-central-1", "me-south-1",
-)  # fmt: skip
 _AUTH = re.compile(
     r"^AWS4-HMAC-SHA256 Credential=(?P<akid>[A-Za-z0-9]+)/(?P<date>\d{8})/(?P<region>[a-z0-9-]+)"
     r"/(?P<service>[a-z0-9-]+)/aws4_request, ?SignedHeaders=[a-z0-9;.-]+, ?Signature=[0-9a-f]{64}$"
 )
-_PROTOCOLS = {"ssm": "json", "sts": "query", "ec2": "ec2"}
-_STS_NS = "https://sts.amazonaws.com/doc/2011-06-15/"
-_EC2_NS = "http://ec2.amazonaws.com/doc/2016-11-15/"
+_PROTOCOLS = {"ssm": "json", "sts": "query", "ec2": "ec2", "organizations": "json"}
+_STS_NS = iam.STS_NS
+_SSM_OPERATIONS = ("ListCommandInvocations", "ListCommands", "DescribeInstanceInformation")
 
 
 class DropConnection(Exception):
@@ -67,6 +63,7 @@ class Emulator:
         self.request_log: list[dict[str, Any]] = []
         self._log_lock = threading.Lock()
         self._tokens = Tokens(secrets.token_bytes(32))
+        self.sessions = iam.Sessions(spec.account_id, spec.credential_seconds)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         extra = [r for r in self.spec.regions if r not in STANDARD_REGIONS]
@@ -117,6 +114,35 @@ class Emulator:
         window = history(self.spec, account_id, region, now)
         return [render(inv, now, details=True) for inv in window.invocations]
 
+    def commands_ground_truth(self, account_id: str, region: str) -> list[dict[str, Any]]:
+        """What a full ListCommands walk returns right now (Parameters say Install or Scan)."""
+        now = self.clock.now_ms()
+        return [
+            render_command(group, now)
+            for group in grouped(history(self.spec, account_id, region, now))
+        ]
+
+    def instances_ground_truth(self, account_id: str, region: str) -> list[dict[str, Any]]:
+        """What a full, unfiltered DescribeInstanceInformation walk returns right now."""
+        return instances(self.spec, account_id, region, self.clock.now_ms())
+
+    @property
+    def organization(self) -> tuple[orgs.OrgAccount, ...]:
+        """The accounts ListAccounts answers with; the management account is the fleet's."""
+        if self.spec.organization is not None:
+            return self.spec.organization
+        return orgs.default_organization(self.spec.seed, self.spec.account_id)
+
+    def set_credential_seconds(self, seconds: float | None) -> None:
+        """Cap the life of credentials AssumeRole issues from now on; None: as asked."""
+        if seconds is not None and not seconds > 0:
+            raise ValueError("credential seconds must be positive, or null for no cap")
+        self.sessions.lifetime = seconds
+
+    def expire_credentials(self) -> int:
+        """Expire every AssumeRole session at once; how many there were."""
+        return self.sessions.expire()
+
     @property
     def faults(self) -> FaultSpec:
         return self._injector.spec
@@ -152,7 +178,10 @@ class Emulator:
 
     # ---- services ---------------------------------------------------------------------
 
-    def ssm(self, region: str, target: str, body: bytes) -> tuple[int, dict[str, Any]]:
+    def ssm(
+        self, region: str, target: str, body: bytes, access_key: str | None = None,
+        token: str | None = None,
+    ) -> tuple[int, dict[str, Any]]:  # fmt: skip
         operation = target[len(TARGET_PREFIX) :] if target.startswith(TARGET_PREFIX) else None
         try:
             params = json.loads(body or b"{}")
@@ -162,14 +191,23 @@ class Emulator:
                 "SerializationException", "Unexpected character in request body"
             ) from None
         entry = self.log("ssm", region, operation, params)
-        if operation != "ListCommandInvocations":
+        if operation not in _SSM_OPERATIONS:
             raise ApiError("UnknownOperationException", f"Unknown operation {target or '(none)'}")
         if region not in self.enabled_regions:
-            raise ApiError(
-                "UnrecognizedClientException",
-                "The security token included in the request is invalid.",
+            raise ApiError("UnrecognizedClientException", iam.INVALID)
+        account = self.sessions.resolve(access_key, token, query=False).account
+        now = self.clock.now_ms()
+        if operation == "ListCommands":
+            window = history(self.spec, account, region, now)
+            return 200, list_commands(
+                params, window=window, now=now, tokens=self._tokens, account=account, region=region
             )
-        account, injector = self.spec.account_id, self._injector
+        if operation == "DescribeInstanceInformation":
+            records = instances(self.spec, account, region, now)
+            return 200, describe_instance_information(
+                params, records=records, tokens=self._tokens, account=account, region=region
+            )
+        injector = self._injector
         refusal = injector.admit(account, region)
         if refusal is not None:
             entry["fault"] = refusal.fault
@@ -213,20 +251,44 @@ class Emulator:
         entry["fault"] = "+".join(faults) or None
         return 200, result
 
-    def sts(self, region: str, params: dict[str, str], request_id: str) -> str:
-        action = params.get("Action")
-        self.log("sts", region, action, params)
-        if action != "GetCallerIdentity":
-            raise ApiError("InvalidAction", f"Could not find operation {action} for version "
-                           f"{params.get('Version', 'NO_VERSION_SPECIFIED')}")  # fmt: skip
-        account = self.spec.account_id
-        return (
-            f'<GetCallerIdentityResponse xmlns="{_STS_NS}"><GetCallerIdentityResult>'
-            f"<Arn>arn:aws:iam::{account}:user/emulator</Arn>"
-            f"<UserId>AIDA{account}EMULATOR</UserId><Account>{account}</Account>"
-            f"</GetCallerIdentityResult><ResponseMetadata><RequestId>{request_id}</RequestId>"
-            "</ResponseMetadata></GetCallerIdentityResponse>"
+    def sts(
+        self, region: str, params: dict[str, str], request_id: str, access_key: str | None = None,
+        token: str | None = None,
+    ) -> str:  # fmt: skip
+        self.log("sts", region, params.get("Action"), params)
+        caller = self.sessions.resolve(access_key, token, query=True)
+        denied = {*self.spec.deny_assume_role, *(a.id for a in self.organization if not a.usable)}
+        return iam.sts(caller, params, self.sessions, denied, request_id)
+
+    def organizations(
+        self, region: str, target: str, body: bytes, access_key: str | None = None,
+        token: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        operation = (
+            target.removeprefix(orgs.TARGET_PREFIX)
+            if target.startswith(orgs.TARGET_PREFIX)
+            else None
         )
+        try:
+            params = json.loads(body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            params = None
+        self.log("organizations", region, operation, params)
+        if operation != "ListAccounts":
+            raise ApiError("UnknownOperationException", f"Unknown operation {target or '(none)'}")
+        caller = self.sessions.resolve(access_key, token, query=False)
+        management = self.spec.account_id
+        if self.spec.organization == ():
+            raise ApiError(
+                "AWSOrganizationsNotInUseException",
+                "Your account is not a member of an organization.",
+            )
+        if caller.account != management:
+            raise ApiError(
+                "AccessDeniedException", "You don't have permissions to access this resource."
+            )
+        org_id = orgs.organization_id(self.spec.seed, management)
+        return orgs.list_accounts(params, self.organization, management, org_id, self._tokens)
 
     def ec2(self, region: str, params: dict[str, str], request_id: str) -> str:
         action = params.get("Action")
@@ -239,48 +301,7 @@ class Emulator:
             raise ApiError(
                 "AuthFailure", "AWS was not able to validate the provided access credentials"
             )
-        rows = [(name, "opt-in-not-required") for name in STANDARD_REGIONS]
-        rows += [
-            (name, "opted-in") for name in self.enabled_regions if name not in STANDARD_REGIONS
-        ]
-        if params.get("AllRegions", "").lower() == "true":
-            rows += [(name, "not-opted-in") for name in self.disabled_regions]
-        rows.sort()
-        wanted = _indexed(params, "RegionName")
-        if wanted:
-            unknown = sorted(set(wanted) - {name for name, _ in rows} - set(self.disabled_regions))
-            if unknown:
-                raise ApiError("InvalidParameterValue", f"Invalid region: {unknown[0]}")
-            every = rows + [(n, "not-opted-in") for n in self.disabled_regions]
-            rows = sorted({row for row in every if row[0] in wanted})
-        for index in range(1, 100):
-            name = params.get(f"Filter.{index}.Name")
-            if name is None:
-                break
-            values = set(_indexed(params, f"Filter.{index}.Value"))
-            column = {"region-name": 0, "opt-in-status": 1, "endpoint": 2}.get(name)
-            if column is None:
-                raise ApiError("InvalidParameterValue", f"The filter '{name}' is invalid")
-            rows = [r for r in rows if (*r, f"ec2.{r[0]}.amazonaws.com")[column] in values]
-        items = "".join(
-            f"<item><regionName>{name}</regionName><regionEndpoint>ec2.{name}.amazonaws.com"
-            f"</regionEndpoint><optInStatus>{status}</optInStatus></item>"
-            for name, status in rows
-        )
-        return (
-            f'<DescribeRegionsResponse xmlns="{_EC2_NS}"><requestId>{request_id}</requestId>'
-            f"<regionInfo>{items}</regionInfo></DescribeRegionsResponse>"
-        )
-
-
-def _indexed(params: dict[str, str], prefix: str) -> list[str]:
-    values: list[str] = []
-    for index in range(1, 1000):
-        value = params.get(f"{prefix}.{index}")
-        if value is None:
-            return values
-        values.append(value)
-    return values
+        return describe_regions(params, self.enabled_regions, self.disabled_regions, request_id)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -323,19 +344,27 @@ class _Handler(BaseHTTPRequestHandler):
         protocol = self._guess_protocol(body)
         service: str | None = None
         try:
-            service, region = self._scope(emulator)
-            if service == "ssm":
-                status, payload = emulator.ssm(region, self.headers.get("X-Amz-Target", ""), body)
+            service, region, key = self._scope(emulator)
+            token, target = (
+                self.headers.get("X-Amz-Security-Token"),
+                self.headers.get("X-Amz-Target", ""),
+            )
+            if service in ("ssm", "organizations"):
+                if service == "ssm":
+                    status, payload = emulator.ssm(region, target, body, key, token)
+                else:
+                    status, payload = 200, emulator.organizations(region, target, body, key, token)
                 text = json.dumps(payload, ensure_ascii=False)
                 self._send(status, text.encode(), "application/x-amz-json-1.1", request_id)
             elif service in ("sts", "ec2"):
                 params = {
                     k: v[-1] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()
                 }
-                handler = emulator.sts if service == "sts" else emulator.ec2
-                self._send(
-                    200, handler(region, params, request_id).encode(), "text/xml", request_id
-                )
+                if service == "sts":
+                    answer = emulator.sts(region, params, request_id, key, token)
+                else:
+                    answer = emulator.ec2(region, params, request_id)
+                self._send(200, answer.encode(), "text/xml", request_id)
             else:
                 emulator.log(service, region, None, None)
                 raise ApiError("UnknownOperationException", f"Unknown service: {service}")
@@ -360,7 +389,7 @@ class _Handler(BaseHTTPRequestHandler):
             return "ec2" if params.get("Version") == ["2016-11-15"] else "query"
         return "json"
 
-    def _scope(self, emulator: Emulator) -> tuple[str, str]:
+    def _scope(self, emulator: Emulator) -> tuple[str, str, str]:
         header = self.headers.get("Authorization")
         if not header:
             emulator.log(None, None, None, None)
@@ -374,12 +403,13 @@ class _Handler(BaseHTTPRequestHandler):
                 f"parameters in the form AWS4-HMAC-SHA256 Credential=AKID/date/region/service/"
                 f"aws4_request, SignedHeaders=..., Signature=... Authorization={header}",
             )
-        return match["service"], match["region"]
+        return match["service"], match["region"], match["akid"]
 
     def _error(self, error: ApiError, protocol: str, request_id: str) -> None:
         code, message = escape(error.code), escape(error.message)
         if protocol == "json":
-            body = json.dumps({"__type": error.code, "message": error.message}).encode()
+            fields = {"__type": error.code, "message": error.message, **error.extra}
+            body = json.dumps(fields).encode()
             self._send(error.status, body, "application/x-amz-json-1.1", request_id)
             return
         if protocol == "ec2":

@@ -38,14 +38,17 @@ _MAC_BYTES = 16
 class ApiError(Exception):
     """An error the service reports to the caller: code, message, HTTP status."""
 
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    def __init__(
+        self, code: str, message: str, status: int = 400, extra: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
+        self.extra = extra or {}  # more members of a JSON error, e.g. Organizations' Reason
 
 
-class _Violations:
+class Violations:
     """Collects constraint failures into AWS's '<n> validation error(s) detected: ...'."""
 
     def __init__(self) -> None:
@@ -105,7 +108,7 @@ class Request:
     def __init__(self, body: Any) -> None:
         if not isinstance(body, dict):
             raise _serialization("Start of structure or map found where not expected.")
-        errors = _Violations()
+        errors = Violations()
         self.command_id = _string(body, "CommandId")
         self.instance_id = _string(body, "InstanceId")
         self.next_token = _string(body, "NextToken")
@@ -140,7 +143,10 @@ class Request:
             for index, item in enumerate(filters, start=1):
                 self.filters.append(_filter(item, index, errors))
         errors.raise_any()
-        self.conditions = [_condition(key, value) for key, value in self.filters]
+        self.conditions = self._conditions()
+
+    def _conditions(self) -> list[Callable[[Invocation, int], bool]]:
+        return [_condition(key, value) for key, value in self.filters]
 
     def scope(self, account: str, region: str) -> bytes:
         """What a NextToken is bound to: the same query in the same place."""
@@ -162,7 +168,7 @@ def _string(body: dict[str, Any], name: str) -> str | None:
     return value
 
 
-def _filter(item: Any, index: int, errors: _Violations) -> tuple[str, str]:
+def _filter(item: Any, index: int, errors: Violations) -> tuple[str, str]:
     if not isinstance(item, dict):
         raise _serialization("Start of structure or map found where not expected.")
     key, value = item.get("key"), item.get("value")
