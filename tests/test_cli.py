@@ -19,7 +19,18 @@ COMMANDS = sorted(
 
 
 def test_the_commands_are_the_documented_ones():
-    assert COMMANDS == ["ddl", "demo", "deploy", "emulator", "purge", "report", "run", "sql", "status", "views"]
+    assert COMMANDS == [
+        "ddl",
+        "demo",
+        "deploy",
+        "emulator",
+        "purge",
+        "report",
+        "run",
+        "sql",
+        "status",
+        "views",
+    ]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
