@@ -38,5 +38,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check pipeline flows tests
 	$(BIN)/mypy pipeline
 
+# Performance figures are ratios measured side by side in one run (see benchmarks/README.md).
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) demo-lake .pytest_cache

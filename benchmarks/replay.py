@@ -1,0 +1,133 @@
+"""ListCommandInvocations pages served from memory, pre-rendered by the emulator.
+
+Why: the emulator builds every record in Python for every request, which
+costs about as much CPU as the client reading it. The replay renders the
+emulator's ground truth once, keeps each record as encoded JSON, and answers
+a request by joining slices of bytes, so an extraction benchmark measures
+the client. It honours MaxResults, NextToken (an offset) and the
+InvokedAfter/InvokedBefore filters, so walks split into time slices read
+exactly what they would from the emulator. Every other request (other SSM
+operations, STS, EC2) is passed through to a real emulator of the same fleet;
+an SSM operation that emulator does not know yet gets an empty result, so
+the pipeline reads its other sources as empty rather than failing.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import uuid
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from threading import Thread
+from typing import Any
+
+from pipeline.emulator import Emulator, FleetSpec
+from pipeline.emulator.ssm import parse_timestamp
+
+_REPLAYED = "AmazonSSM.ListCommandInvocations"
+_FORWARDED = ("Authorization", "X-Amz-Target", "Content-Type", "X-Amz-Date")
+_REGION = re.compile(r"Credential=[^/]+/\d{8}/(?P<region>[a-z0-9-]+)/")
+
+
+@dataclass(frozen=True)
+class Records:
+    """One region's records newest first: sort keys (-requested µs) and JSON bodies."""
+
+    keys: list[int]
+    bodies: list[bytes]
+    plugins: int
+
+    @classmethod
+    def render(cls, records: list[dict[str, Any]]) -> Records:
+        keys = [-round(r["RequestedDateTime"] * 1000) * 1000 for r in records]
+        if keys != sorted(keys):
+            raise ValueError("the emulator's ground truth is not newest first")
+        bodies = [json.dumps(r, ensure_ascii=False).encode() for r in records]
+        return cls(keys, bodies, sum(len(r.get("CommandPlugins") or ()) for r in records))
+
+    def page(self, request: dict[str, Any]) -> bytes:
+        lo, hi = 0, len(self.keys)
+        for item in request.get("Filters") or ():
+            bound = parse_timestamp(item["value"])
+            if item["key"] == "InvokedAfter":  # requested >= bound
+                hi = min(hi, bisect_right(self.keys, -bound))
+            elif item["key"] == "InvokedBefore":  # requested <= bound
+                lo = max(lo, bisect_left(self.keys, -bound))
+        start = max(lo, int(request.get("NextToken") or lo))
+        end = min(hi, start + int(request.get("MaxResults") or 50))
+        body = b'{"CommandInvocations":[' + b",".join(self.bodies[start:end]) + b"]"
+        if end < hi:
+            body += b',"NextToken":"%d"' % end
+        return body + b"}"
+
+
+class Replay:
+    """An SSM endpoint (ListCommandInvocations only) replaying `spec`'s fleet."""
+
+    def __init__(self, spec: FleetSpec, host: str = "127.0.0.1") -> None:
+        self.emulator = Emulator(spec, host=host)
+        self.regions = {
+            region: Records.render(self.emulator.ground_truth(spec.account_id, region))
+            for region in spec.regions
+        }
+        self._server = ThreadingHTTPServer((host, 0), _Handler)
+        self._server.daemon_threads = True
+        self._server.replay = self  # type: ignore[attr-defined]
+        self._thread = Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> Replay:
+        self.emulator.start()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self.emulator.stop()
+
+    def forward(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict, bytes]:
+        """Ask the emulator; returns status, headers and body."""
+        host, port = self.emulator.url.removeprefix("http://").split(":")
+        connection = http.client.HTTPConnection(host, int(port), timeout=60)
+        try:
+            connection.request("POST", path, body, headers)
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        pass
+
+    def do_POST(self) -> None:
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        replay: Replay = self.server.replay  # type: ignore[attr-defined]
+        match = _REGION.search(self.headers.get("Authorization", ""))
+        records = replay.regions.get(match["region"] if match else "")
+        if self.headers.get("X-Amz-Target") == _REPLAYED and records is not None:
+            status, body = 200, records.page(json.loads(raw))
+            headers = {"Content-Type": "application/x-amz-json-1.1"}
+        else:
+            wanted = {k: v for k in _FORWARDED if (v := self.headers.get(k)) is not None}
+            status, headers, body = replay.forward(self.path, wanted, raw)
+            if status == 400 and b"UnknownOperationException" in body:
+                status, body = 200, b"{}"
+        self.send_response(status)
+        self.send_header("Content-Type", headers.get("Content-Type", "application/json"))
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        self.end_headers()
+        self.wfile.write(body)
