@@ -39,7 +39,8 @@ SELECT
 FROM read_parquet(
     ${commands_files},
     hive_partitioning = true,
-    union_by_name = true,
+    -- Every file of a format version has the declared schema, so DuckDB need not
+    -- reconcile footers (union_by_name): several times faster over many files.
     hive_types = {'account_id': VARCHAR, 'region': VARCHAR, 'requested_month': VARCHAR}
 )
 QUALIFY row_number() OVER (
