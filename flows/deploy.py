@@ -43,7 +43,8 @@ def serve(
     except ValueError as exc:
         raise ConfigError(f"bad --cron or --timezone: {exc}") from None
     parameters = flow_parameters(config)
-    parameters["lake"] = str(Path(config.lake).expanduser().resolve())
+    if "://" not in config.lake:  # the served runs may start in another directory
+        parameters["lake"] = str(Path(config.lake).expanduser().resolve())
     flow = with_runner(task_runner, dask_address, concurrency)
     flow.serve(
         name=name,

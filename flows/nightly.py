@@ -118,6 +118,7 @@ def nightly(
     organization: bool = False,
     role_name: str | None = None,
     external_id: str | None = None,
+    sse_kms_key_id: str | None = None,
 ) -> RunSummary:
     """Export every account's and region's new and changed Run Command history.
 
@@ -141,6 +142,7 @@ def nightly(
         organization=organization,
         role_name=role_name,
         external_id=external_id,
+        sse_kms_key_id=sse_kms_key_id,
     )
     settings = AwsSettings(profile=profile, endpoint_url=endpoint_url)
     with held_lake(config) as target:
@@ -228,4 +230,5 @@ def flow_parameters(config: RunConfig) -> dict[str, Any]:
         "organization": config.organization,
         "role_name": config.role_name,
         "external_id": config.external_id,
+        "sse_kms_key_id": config.sse_kms_key_id,
     }

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from . import __version__
 from .config import (
     DEFAULT_GRACE_SECONDS,
@@ -54,7 +56,9 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         required=True,
         help="comma-separated region names, or 'all' (EC2 DescribeRegions)",
     )
-    run.add_argument("--lake", required=True, help="lake directory (created if missing)")
+    run.add_argument(
+        "--lake", required=True, help="lake directory or s3://bucket/prefix (created if missing)"
+    )
     run.add_argument("--account-id", help="skip STS GetCallerIdentity and use this account id")
     run.add_argument("--profile", help="AWS profile name (default: the standard chain)")
     run.add_argument(
@@ -67,6 +71,11 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         help="read every ACTIVE account of the caller's AWS Organization (assuming --role-name)",
     )
     run.add_argument("--role-name", help="IAM role to assume in each account")
+    run.add_argument(
+        "--sse-kms-key-id",
+        metavar="KEY",
+        help="S3 lakes: encrypt every object written with this KMS key (id, ARN or alias)",
+    )
     run.add_argument(
         "--task-runner",
         choices=("threads", "dask"),
@@ -193,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Nothing is ever purged by default. Files are deleted once the grace period has passed, "
         "so queries already running do not fail; the ledger records what was removed.",
     )
-    purge.add_argument("--lake", required=True, help="lake directory")
+    purge.add_argument("--lake", required=True, help="lake directory or s3://bucket/prefix")
     purge.add_argument("--older-than", required=True, type=float, metavar="DAYS")
     _grace_option(purge)
 
@@ -204,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
         "document, failures by region and account, instances out of patch compliance and why, "
         "top failing instances and plugins, and data freshness.",
     )
-    report.add_argument("--lake", required=True, help="lake directory")
+    report.add_argument("--lake", required=True, help="lake directory or s3://bucket/prefix")
     span = report.add_mutually_exclusive_group()
     span.add_argument("--days", type=int, default=30, help="the last N UTC days (default 30)")
     span.add_argument("--from", dest="start", type=_iso_date, help="first UTC date, YYYY-MM-DD")
@@ -217,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Exit 1 when a region's last run failed or its last successful run is older "
         "than --max-age hours, so a scheduler or a shell script can alert on it.",
     )
-    status.add_argument("--lake", required=True, help="lake directory")
+    status.add_argument("--lake", required=True, help="lake directory or s3://bucket/prefix")
     status.add_argument("--max-age", type=float, default=36.0, metavar="HOURS")
 
     views = commands.add_parser(
@@ -226,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="The views point at the lake by absolute path and pick up new Parquet files "
         "by themselves: nightly runs do not need to rewrite the file.",
     )
-    views.add_argument("--lake", required=True, help="lake directory")
+    views.add_argument("--lake", required=True, help="lake directory or s3://bucket/prefix")
     views.add_argument("--db", required=True, help="the .duckdb file to write")
 
     ddl = commands.add_parser(
@@ -253,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run one SQL query over the views (invocations, command_plugins, "
         "compliance_daily, ...). JSON output is a list of objects with ISO-8601 UTC timestamps.",
     )
-    sql.add_argument("--lake", required=True, help="lake directory")
+    sql.add_argument("--lake", required=True, help="lake directory or s3://bucket/prefix")
     sql.add_argument("--format", choices=("table", "csv", "json"), default="table")
     sql.add_argument("query", help="the SQL query")
     return parser
@@ -299,6 +308,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         organization=args.organization,
         role_name=args.role_name,
         external_id=args.external_id,
+        sse_kms_key_id=args.sse_kms_key_id,
     )
     Lake.check_location(config.lake)
     return config
@@ -484,6 +494,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `ssm-etl sql ... | head`: the reader has seen enough
         sys.stderr.close()
         return 0
+    except (OSError, ClientError, BotoCoreError) as exc:  # storage or AWS trouble at the edge
+        message = " ".join(str(exc).split())
+        print(f"ssm-etl: error: {type(exc).__name__}: {message}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

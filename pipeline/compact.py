@@ -5,7 +5,7 @@ would add another copy of the same invocations. After a region commits, each
 partition it touched is rewritten as one sorted file holding the latest
 version of every row (queries stay fast, storage stays flat).
 
-Reader guarantee: the rewritten file is renamed into place *before* the files
+Reader guarantee: the rewritten file is moved into place *before* the files
 it replaces are retired, and the views keep only the latest version of each
 row, so a reader sees every row exactly once at every instant. Replaced files
 are listed in a manifest under `_trash/` and deleted only after a grace
@@ -17,46 +17,33 @@ compaction of that partition folds them in again.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import string
 import time
 import uuid
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .lake import Lake
 from .schema import COMMAND_PLUGINS, INVOCATIONS, TableSpec
+from .storage import LocalStorage, Storage
 from .views import sql_dir, sql_literal
 
 TRASH = "_trash"
 
 
-def data_files(directory: Path) -> list[Path]:
-    """A partition's Parquet files, without the zero-row placeholder."""
-    return sorted(p for p in directory.glob("*.parquet") if p.name != "_empty.parquet")
+def data_files(directory: PurePath, storage: Storage | None = None) -> list[PurePath]:
+    """A partition's Parquet files, without the zero-row placeholder (local by default)."""
+    listed = (storage or LocalStorage(Path("/"))).files(directory)
+    return [p for p in listed if p.suffix == ".parquet" and p.name != "_empty.parquet"]
 
 
-def _query(table: TableSpec, files: list[Path]) -> str:
+def _query(table: TableSpec, urls: list[str]) -> str:
     template = (sql_dir() / "compaction" / f"{table.name}.sql").read_text()
-    listed = "[" + ", ".join(sql_literal(str(f)) for f in files) + "]"
+    listed = "[" + ", ".join(sql_literal(u) for u in urls) + "]"
     return string.Template(template).substitute(files=listed)
-
-
-def _stage(
-    staging: Path, directory: Path, table: pa.Table, spec: TableSpec, run_id: str
-) -> tuple[Path, Path]:
-    final = directory / f"part-{run_id}-c{uuid.uuid4().hex[:8]}.parquet"
-    staged = staging / final.name
-    staged.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(
-        table.select(spec.file_schema.names).cast(spec.file_schema), staged, compression="zstd"
-    )
-    return staged, final
 
 
 class Compactor:
@@ -65,18 +52,30 @@ class Compactor:
     def __init__(self, lake: Lake, run_id: str) -> None:
         self.lake = lake
         self.run_id = run_id
+        self.storage = lake.storage
         self.con = duckdb.connect()
+        self.storage.register(self.con)
         # One folder per compactor: regions of one run compact side by side.
         self.staging = lake.root / "_staging" / f"compact-{run_id}-{uuid.uuid4().hex[:8]}"
 
     def close(self) -> None:
         self.con.close()
-        shutil.rmtree(self.staging, ignore_errors=True)
+        self.storage.delete_tree(self.staging)
 
-    def _read(self, spec: TableSpec, files: list[Path]) -> pa.Table:
-        return self.con.sql(_query(spec, files)).to_arrow_table()
+    def _read(self, spec: TableSpec, files: list[PurePath]) -> pa.Table:
+        urls = [self.storage.url(f) for f in files]
+        return self.con.sql(_query(spec, urls)).to_arrow_table()
 
-    def compact_month(self, partition: Path, *, force: bool = False) -> list[Path]:
+    def _stage(
+        self, directory: PurePath, table: pa.Table, spec: TableSpec
+    ) -> tuple[PurePath, PurePath]:
+        final = directory / f"part-{self.run_id}-c{uuid.uuid4().hex[:8]}.parquet"
+        staged = self.staging / final.name
+        rows = table.select(spec.file_schema.names).cast(spec.file_schema)
+        self.storage.write_parquet(staged, rows, compression="zstd")
+        return staged, final
+
+    def compact_month(self, partition: PurePath, *, force: bool = False) -> list[PurePath]:
         """Invocations and their plugins of one `account/region/month`; returns retired files.
 
         `partition` is relative to a table directory, e.g.
@@ -84,7 +83,8 @@ class Compactor:
         """
         inv_dir = self.lake.table_dir(INVOCATIONS) / partition
         plg_dir = self.lake.table_dir(COMMAND_PLUGINS) / partition
-        inv_files, plg_files = data_files(inv_dir), data_files(plg_dir)
+        inv_files = data_files(inv_dir, self.storage)
+        plg_files = data_files(plg_dir, self.storage)
         if not inv_files or (len(inv_files) <= 1 and len(plg_files) <= 1 and not force):
             return []
         survivors = self._read(INVOCATIONS, inv_files)
@@ -93,54 +93,55 @@ class Compactor:
             plugins = self._read(COMMAND_PLUGINS, plg_files) if plg_files else None
         finally:
             self.con.unregister("survivors")
-        moves = [_stage(self.staging, inv_dir, survivors, INVOCATIONS, self.run_id)]
+        moves = [self._stage(inv_dir, survivors, INVOCATIONS)]
         if plugins is not None and plugins.num_rows:
-            moves.insert(0, _stage(self.staging, plg_dir, plugins, COMMAND_PLUGINS, self.run_id))
+            moves.insert(0, self._stage(plg_dir, plugins, COMMAND_PLUGINS))
         for staged, final in moves:  # plugins first, as in a commit
-            os.replace(staged, final)
+            self.storage.move(staged, final)
         return [*inv_files, *plg_files]
 
-    def compact_all(self, spec: TableSpec, partition: Path, *, force: bool = False) -> list[Path]:
+    def compact_all(
+        self, spec: TableSpec, partition: PurePath, *, force: bool = False
+    ) -> list[PurePath]:
         """A table whose rows stand alone (commands, inventory, quarantine, ledger)."""
         directory = self.lake.table_dir(spec) / partition
-        files = data_files(directory)
+        files = data_files(directory, self.storage)
         if not files or (len(files) == 1 and not force):
             return []
-        staged, final = _stage(self.staging, directory, self._read(spec, files), spec, self.run_id)
-        os.replace(staged, final)
+        staged, final = self._stage(directory, self._read(spec, files), spec)
+        self.storage.move(staged, final)
         return files
 
 
-def retire(lake: Lake, files: Iterable[Path], now: float | None = None) -> Path | None:
+def retire(lake: Lake, files: Iterable[PurePath], now: float | None = None) -> PurePath | None:
     """List replaced files in a trash manifest; `sweep` deletes them after the grace."""
-    relative = [str(Path(f).relative_to(lake.root)) for f in files]
+    relative = [PurePath(f).relative_to(lake.root).as_posix() for f in files]
     if not relative:
         return None
     trash = lake.root / TRASH
-    trash.mkdir(exist_ok=True)
+    if isinstance(trash, Path):
+        trash.mkdir(exist_ok=True)
     stamp = time.time() if now is None else now
     manifest = trash / f"{int(stamp * 1000):015d}-{uuid.uuid4().hex[:8]}.json"
-    staged = manifest.with_suffix(".tmp")
-    staged.write_text(json.dumps({"retired_at": stamp, "files": relative}))
-    os.replace(staged, manifest)
+    lake.storage.write_text(manifest, json.dumps({"retired_at": stamp, "files": relative}))
     return manifest
 
 
 def sweep(lake: Lake, grace_seconds: float, now: float | None = None) -> int:
     """Delete retired files whose grace period has passed; returns how many."""
-    trash = lake.root / TRASH
-    if not trash.is_dir():
-        return 0
+    storage = lake.storage
     now = time.time() if now is None else now
     deleted = 0
-    for manifest in sorted(trash.glob("*.json")):
-        entry = json.loads(manifest.read_text())
+    for manifest in storage.files(lake.root / TRASH):
+        if manifest.suffix != ".json":
+            continue
+        entry = json.loads(storage.read_text(manifest))
         if now - entry["retired_at"] < grace_seconds:
             continue
         for name in entry["files"]:
             path = lake.root / name
-            if path.exists():
-                path.unlink()
+            if storage.exists(path):
+                storage.delete(path)
                 deleted += 1
-        manifest.unlink()
+        storage.delete(manifest)
     return deleted

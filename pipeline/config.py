@@ -99,6 +99,8 @@ class RunConfig:
     """Discover the accounts with AWS Organizations ListAccounts (ACTIVE ones only)."""
     role_name: str | None = None
     external_id: str | None = None
+    sse_kms_key_id: str | None = None
+    """S3 lakes: encrypt every object written with this KMS key."""
 
     def __post_init__(self) -> None:
         parse_regions(",".join(self.regions))
@@ -120,6 +122,8 @@ class RunConfig:
             raise ConfigError("--accounts and --organization need --role-name")
         if self.role_name is not None and not _ROLE_NAME.match(self.role_name):
             raise ConfigError(f"not an IAM role name: {self.role_name!r}")
+        if self.sse_kms_key_id is not None and not self.lake.startswith("s3://"):
+            raise ConfigError("--sse-kms-key-id applies to S3 lakes (s3://bucket/prefix) only")
         if not 1 <= self.slices <= 32:
             raise ConfigError(f"--slices must be from 1 to 32, not {self.slices}")
 

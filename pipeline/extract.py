@@ -233,6 +233,33 @@ def iter_pages(
     )
 
 
+def newest_requested_ms(
+    client: Any,
+    *,
+    invoked_after: datetime | None = None,
+    retry: PageRetry | None = None,
+    region: str = "",
+) -> int | None:
+    """The newest RequestedDateTime the API has in the window (one small request).
+
+    Slices are cut up to the API's newest record rather than this machine's
+    clock, so a skewed clock (or an emulator's simulated one) still gets
+    balanced slices.
+    """
+    request: dict[str, Any] = {"MaxResults": 1}
+    filters = time_filters(invoked_after, None)
+    if filters:
+        request["Filters"] = filters
+    response = _call(client.list_command_invocations, request, retry or PageRetry(), region)
+    records = response.get("CommandInvocations") or []
+    moment = records[0].get("RequestedDateTime") if records else None
+    if isinstance(moment, int | float) and not isinstance(moment, bool):
+        return round(moment * 1000)
+    if isinstance(moment, datetime):
+        return round(moment.timestamp() * 1000)
+    return None
+
+
 def iter_api_pages(
     call: Callable[..., Any],
     request: dict[str, Any],

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import boto3
 
@@ -31,12 +31,18 @@ from .accounts import caller_partition, organization_accounts, role_arn
 from .compact import Compactor, retire, sweep
 from .config import DEFAULT_SLICES, RunConfig, Window
 from .errors import AwsError
-from .extract import AwsSettings, PageRetry, caller_account, enabled_regions
+from .extract import (
+    AwsSettings,
+    PageRetry,
+    caller_account,
+    enabled_regions,
+    newest_requested_ms,
+)
 from .flatten import Lineage
 from .lake import Lake
 from .redact import Redactor
 from .schema import COMMAND_PLUGINS, COMMANDS, INGEST_RUNS, INVOCATIONS, MANAGED_INSTANCES, TABLES
-from .walk import slices, walk_region, walk_sources
+from .walk import Slice, slices, walk_region, walk_sources
 
 log = logging.getLogger("ssm_etl")
 
@@ -229,7 +235,7 @@ def ingest_region(
     result.window_start_ms = window.start_ms(prior)
     lineage = Lineage(account_id, region, run_id, result.started_ms)
     client = settings.client(settings.session(), "ssm", region)
-    window_slices = slices(result.window_start_ms, _now_ms(), options.slices)
+    window_slices = _slices(client, result.window_start_ms, options, region)
     for restart in range(WALK_RESTARTS + 1):
         writer = lake.writer(run_id, account_id, region)
         try:
@@ -301,7 +307,22 @@ class IngestOptions:
         return cls(redactor=Redactor.from_options(config.redact), slices=config.slices)
 
 
-def compact_region(lake: Lake, run_id: str, committed: list[Path], *, resort: bool = False) -> None:
+def _slices(
+    client: object, start_ms: int | None, options: IngestOptions, region: str
+) -> list[Slice]:
+    """Time slices up to the API's newest record; one slice when there is little to cut."""
+    if options.slices <= 1:
+        return slices(start_ms, _now_ms(), 1)
+    after = _ms_to_datetime(start_ms)
+    newest = newest_requested_ms(client, invoked_after=after, retry=options.retry, region=region)
+    if newest is None:
+        return slices(start_ms, _now_ms(), 1)
+    return slices(start_ms, newest + 1, options.slices)
+
+
+def compact_region(
+    lake: Lake, run_id: str, committed: list[PurePath], *, resort: bool = False
+) -> None:
     """Rewrite every partition the commit touched; retire what the rewrites replaced.
 
     `resort` rewrites even a partition with a single file, to sort it by time.
@@ -347,7 +368,7 @@ def fail(lake: Lake, run_id: str, account_id: str, region: str, exc: BaseExcepti
 @contextmanager
 def held_lake(config: RunConfig) -> Iterator[Lake]:
     """The lake, created if new, locked for this run, with expired trash swept."""
-    lake = Lake.create(config.lake)
+    lake = Lake.create(config.lake, sse_kms_key_id=config.sse_kms_key_id)
     with lake.lock():
         sweep(lake, config.grace_seconds)
         yield lake

@@ -1,4 +1,4 @@
-"""The Parquet lake on disk: layout, run lock, staged writes and atomic commits.
+"""The Parquet lake: layout, run lock, staged writes and commits.
 
 Layout (Hive partitions, monthly)::
 
@@ -8,30 +8,31 @@ Layout (Hive partitions, monthly)::
     <lake>/quarantine/account_id=<id>/region=<r>/part-*.parquet
     <lake>/_staging/<run>/...       files being written; never read
 
-Every file is written under `_staging/` and moved into place with an atomic
-rename once its region has finished, so readers never see a partial file.
+Every file is written under `_staging/` and moved into place once its region
+has finished (an atomic rename locally; a copy to a new, unique key on S3,
+where a PUT is atomic), so readers never see a partial file.
 Each table also holds one zero-row file (`_empty.parquet`) so that the views'
 globs always match something and an empty lake queries as zero rows.
+The bytes live wherever the lake's `Storage` says (`pipeline.storage`).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .errors import ConfigError, LakeBusyError
+from .errors import ConfigError
 from .schema import TABLES, TableSpec
+from .storage import LocalStorage, Storage, is_s3
 
 FORMAT = "ssm-etl-lake"
 FORMAT_VERSION = 1
@@ -40,36 +41,55 @@ _FLUSH_BYTES = 32 * 1024 * 1024
 
 
 class Lake:
-    """A lake directory. Construct with `Lake.create` (writers) or `Lake.open` (readers)."""
+    """A lake. Construct with `Lake.create` (writers) or `Lake.open` (readers).
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    `root` is the lake's path on its storage: a `Path` for a local lake,
+    `bucket/prefix` for an S3 lake; `location` is what the user typed
+    (`s3://bucket/prefix` for S3).
+    """
+
+    def __init__(self, root: PurePath, storage: Storage | None = None) -> None:
+        self.storage = storage or LocalStorage(Path(root))
+        self.root = self.storage.root
+
+    @property
+    def location(self) -> str:
+        return self.storage.location
 
     @classmethod
-    def open(cls, location: str | os.PathLike[str]) -> Lake:
-        root = Path(location).expanduser().resolve()
-        marker = root / "lake.json"
-        if root.exists() and not root.is_dir():
-            raise ConfigError(f"lake path is not a directory: {root}")
-        if not marker.is_file():
-            raise ConfigError(f"not an ssm-etl lake (no lake.json): {root}")
+    def open(cls, location: str | os.PathLike[str], *, sse_kms_key_id: str | None = None) -> Lake:
+        return cls._open(Storage.from_location(location, sse_kms_key_id=sse_kms_key_id))
+
+    @classmethod
+    def _open(cls, storage: Storage) -> Lake:
+        where, marker = storage.location, storage.root / "lake.json"
+        if isinstance(storage.root, Path) and storage.root.exists() and not storage.root.is_dir():
+            raise ConfigError(f"lake path is not a directory: {where}")
         try:
-            meta = json.loads(marker.read_text())
+            if not storage.is_file(marker):
+                raise ConfigError(f"not an ssm-etl lake (no lake.json): {where}")
+            meta = json.loads(storage.read_text(marker))
         except (OSError, ValueError) as exc:
-            raise ConfigError(f"unreadable lake.json in {root}: {exc}") from exc
-        version = meta.get("version")
-        if meta.get("format") != FORMAT or not isinstance(version, int):
-            raise ConfigError(f"not an ssm-etl lake (bad lake.json): {root}")
+            raise ConfigError(f"unreadable lake.json in {where}: {exc}") from exc
+        version = meta.get("version") if isinstance(meta, dict) else None
+        if (
+            not isinstance(meta, dict)
+            or meta.get("format") != FORMAT
+            or not isinstance(version, int)
+        ):
+            raise ConfigError(f"not an ssm-etl lake (bad lake.json): {where}")
         if version > FORMAT_VERSION:
             raise ConfigError(
-                f"lake {root} was written by a newer ssm-etl (format {version}); "
+                f"lake {where} was written by a newer ssm-etl (format {version}); "
                 f"this version reads up to {FORMAT_VERSION}"
             )
-        return cls(root)
+        return cls(storage.root, storage)
 
     @staticmethod
-    def check_location(location: str | os.PathLike[str]) -> Path:
-        """Validate a lake path for writing without touching it; returns it resolved."""
+    def check_location(location: str | os.PathLike[str]) -> PurePath:
+        """Validate a lake location for writing without changing it; returns its root."""
+        if is_s3(location):
+            return _check_s3(Storage.from_location(location))
         root = Path(location).expanduser().resolve()
         if root.exists() and not root.is_dir():
             raise ConfigError(f"lake path is not a directory: {root}")
@@ -85,72 +105,81 @@ class Lake:
         return root
 
     @classmethod
-    def create(cls, location: str | os.PathLike[str]) -> Lake:
-        """Open a lake for writing, creating it (and its placeholders) if needed."""
-        root = cls.check_location(location)
-        if not (root / "lake.json").exists():
+    def create(cls, location: str | os.PathLike[str], *, sse_kms_key_id: str | None = None) -> Lake:
+        """Open a lake for writing, creating it (and its placeholders) if needed.
+
+        `sse_kms_key_id` (S3 only) encrypts every object the lake writes with
+        that KMS key; staged objects get the bucket's default encryption.
+        """
+        storage = Storage.from_location(location, sse_kms_key_id=sse_kms_key_id)
+        root = _check_s3(storage) if is_s3(location) else cls.check_location(location)
+        marker = root / "lake.json"
+        if not storage.exists(marker):
             try:
-                root.mkdir(parents=True, exist_ok=True)
+                if isinstance(root, Path):
+                    root.mkdir(parents=True, exist_ok=True)
                 meta = {"format": FORMAT, "version": FORMAT_VERSION}
-                _write_atomic(root / "lake.json", json.dumps(meta))
+                storage.write_text(marker, json.dumps(meta))
             except OSError as exc:
-                raise ConfigError(f"cannot create the lake at {root}: {exc.strerror}") from None
-        lake = cls.open(root)
+                reason = exc.strerror or str(exc)
+                raise ConfigError(
+                    f"cannot create the lake at {storage.location}: {reason}"
+                ) from None
+        lake = cls._open(storage)
         for table in TABLES:
             lake._ensure_placeholder(table)
         return lake
 
-    def table_dir(self, table: TableSpec) -> Path:
+    def table_dir(self, table: TableSpec) -> PurePath:
         return self.root / table.name
 
     def glob(self, table: TableSpec) -> str:
         """The file pattern a view reads: every partition file, placeholder included."""
         depth = ["*"] * len(table.partition_by)
-        return str(self.table_dir(table).joinpath(*depth, "*.parquet"))
+        return self.storage.url(self.table_dir(table).joinpath(*depth, "*.parquet"))
 
     def _ensure_placeholder(self, table: TableSpec) -> None:
         placeholder = [f"{column}=_none" for column in table.partition_by]
         path = self.table_dir(table).joinpath(*placeholder, "_empty.parquet")
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.storage.exists(path):
             tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
-            pq.write_table(table.file_schema.empty_table(), tmp)
-            os.replace(tmp, path)
+            self.storage.write_parquet(tmp, table.file_schema.empty_table())
+            self.storage.move(tmp, path)
 
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the lake for one run. A second run refuses rather than waits.
 
-        The lock is an flock: the kernel drops it when the process dies, so a
-        crashed run never leaves the lake locked. Staging left by a crashed
-        run is swept once the lock is ours.
+        Locally an flock, which the kernel drops when the process dies, so a
+        crashed run never leaves the lake locked; on S3 a best-effort lease
+        (see `S3Storage.lock`). Staging left by a crashed run is swept once
+        the lock is ours.
         """
-        handle = open(self.root / ".lock", "a+")  # noqa: SIM115 (held for the block)
-        try:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise LakeBusyError(f"another ssm-etl run holds the lake {self.root}") from None
-            shutil.rmtree(self.root / "_staging", ignore_errors=True)
+        with self.storage.lock():
+            self.storage.delete_tree(self.root / "_staging")
             yield
-        finally:
-            handle.close()
 
     def writer(self, run_id: str, account_id: str, region: str) -> RegionWriter:
         staging = self.root / "_staging" / f"{run_id}-{account_id}-{region}"
         return RegionWriter(self, staging, run_id)
 
 
+def _check_s3(storage: Storage) -> PurePath:
+    where = storage.location
+    try:
+        if storage.exists(storage.root / "lake.json"):
+            Lake._open(storage)  # refuses lakes from newer versions
+        elif storage.walk(storage.root):
+            raise ConfigError(f"lake location is not empty and is not a lake: {where}")
+    except OSError as exc:
+        raise ConfigError(f"cannot reach the S3 lake {where}: {exc}") from None
+    return storage.root
+
+
 def _existing_parent(path: Path) -> Path:
     while not path.exists():
         path = path.parent
     return path
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def month_keys(table: pa.Table, spec: TableSpec) -> pa.Array:
@@ -165,9 +194,11 @@ def month_keys(table: pa.Table, spec: TableSpec) -> pa.Array:
 @dataclass
 class _Partition:
     spec: TableSpec
-    staged: Path
-    final: Path
+    storage: Storage
+    staged: PurePath
+    final: PurePath
     writer: pq.ParquetWriter | None = None
+    written: bool = False
     buffer: list[pa.Table] = field(default_factory=list)
     buffered_bytes: int = 0
     rows: int = 0
@@ -183,8 +214,10 @@ class _Partition:
         if not self.buffer:
             return
         if self.writer is None:
-            self.staged.parent.mkdir(parents=True, exist_ok=True)
-            self.writer = pq.ParquetWriter(self.staged, self.spec.file_schema, compression="zstd")
+            self.writer = self.storage.parquet_writer(
+                self.staged, self.spec.file_schema, compression="zstd"
+            )
+            self.written = True
         self.writer.write_table(pa.concat_tables(self.buffer))
         self.buffer.clear()
         self.buffered_bytes = 0
@@ -204,7 +237,7 @@ class RegionWriter:
     `_FLUSH_BYTES` per open month partition, however long the region's history.
     """
 
-    def __init__(self, lake: Lake, staging: Path, run_id: str) -> None:
+    def __init__(self, lake: Lake, staging: PurePath, run_id: str) -> None:
         self.lake = lake
         self.staging = staging
         self.run_id = run_id
@@ -235,14 +268,19 @@ class RegionWriter:
         key = (spec.name, month)
         if key not in self._partitions:
             values = {"account_id": account, "region": region, "requested_month": month}
-            relative = Path(spec.name).joinpath(*(f"{c}={values[c]}" for c in spec.partition_by))
+            relative = PurePath(spec.name).joinpath(
+                *(f"{c}={values[c]}" for c in spec.partition_by)
+            )
             name = f"part-{self.run_id}-{uuid.uuid4().hex[:8]}.parquet"
             self._partitions[key] = _Partition(
-                spec, self.staging / relative / name, self.lake.root / relative / name
+                spec,
+                self.lake.storage,
+                self.staging / relative / name,
+                self.lake.root / relative / name,
             )
         return self._partitions[key]
 
-    def commit(self) -> list[Path]:
+    def commit(self) -> list[PurePath]:
         """Close every file and move it into the lake.
 
         Child tables first: a new invocation version becomes visible only
@@ -253,12 +291,11 @@ class RegionWriter:
             partition.close()
         committed = []
         for partition in ordered:
-            if not partition.staged.exists():
+            if not partition.written:
                 continue
-            partition.final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(partition.staged, partition.final)
+            self.lake.storage.move(partition.staged, partition.final)
             committed.append(partition.final)
-        shutil.rmtree(self.staging, ignore_errors=True)
+        self.lake.storage.delete_tree(self.staging)
         return committed
 
     def abort(self) -> None:
@@ -266,4 +303,4 @@ class RegionWriter:
             partition.buffer.clear()
             if partition.writer is not None:
                 partition.writer.close()
-        shutil.rmtree(self.staging, ignore_errors=True)
+        self.lake.storage.delete_tree(self.staging)

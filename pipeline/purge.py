@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from pathlib import PurePath
 
 from . import ledger
 from .compact import data_files, retire
@@ -33,6 +33,16 @@ def _month_end(month: str) -> datetime:
     return (start + timedelta(days=32)).replace(day=1)
 
 
+def _month_dirs(lake: Lake, table_dir: PurePath) -> list[PurePath]:
+    """`account_id=*/region=*/requested_month=*` below a table."""
+    found = [table_dir]
+    for level in ("account_id=", "region=", "requested_month="):
+        found = [
+            d for parent in found for d in lake.storage.dirs(parent) if d.name.startswith(level)
+        ]
+    return sorted(found)
+
+
 def purge(
     lake: Lake, older_than_days: float, run_id: str, now: datetime | None = None
 ) -> PurgeResult:
@@ -44,15 +54,13 @@ def purge(
     """
     now = now or datetime.now(UTC)
     result = PurgeResult(run_id=run_id, cutoff=now - timedelta(days=older_than_days))
-    retired: list[Path] = []
+    retired: list[PurePath] = []
     for table in (INVOCATIONS, COMMAND_PLUGINS):
-        for month_dir in sorted(
-            lake.table_dir(table).glob("account_id=*/region=*/requested_month=*")
-        ):
+        for month_dir in _month_dirs(lake, lake.table_dir(table)):
             month = month_dir.name.removeprefix("requested_month=")
             if month == "_none" or _month_end(month) > result.cutoff:
                 continue
-            files = data_files(month_dir)
+            files = data_files(month_dir, lake.storage)
             retired += files
             account = month_dir.parent.parent.name.removeprefix("account_id=")
             region = month_dir.parent.name.removeprefix("region=")

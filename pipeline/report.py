@@ -77,7 +77,7 @@ def build_report(lake: Lake, *, start: date, end: date, as_of: datetime | None =
 
     title = f"SSM Run Command report, {start.isoformat()} to {end.isoformat()}"
     meta = (
-        f"Lake <code>{escape(str(lake.root))}</code>. Dates are UTC. "
+        f"Lake <code>{escape(lake.location)}</code>. Dates are UTC. "
         f"Patch compliance and freshness as of {escape(_when(as_of))}."
     )
     if not freshness.regions:

@@ -2,7 +2,9 @@
 
 Each `.sql` file holds one `CREATE OR REPLACE VIEW` (or macro) named like the
 file. Python only fills in locations (`${<table>_files}`), as SQL string
-literals; user values never reach SQL text.
+literals; user values never reach SQL text. An S3 lake's locations are
+`s3://` globs, read through the lake's own filesystem registered on the
+connection (DuckDB's httpfs is not needed for it).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ def create_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> list[str]:
     Views may build on each other; DuckDB binds a view when it is created, so
     a view whose dependency does not exist yet is retried after the others.
     """
+    lake.storage.register(con)
     pending = view_sql(lake)
     created: list[str] = []
     while pending:

@@ -29,6 +29,7 @@ for _name in [n for n in os.environ if n.startswith("AWS_ENDPOINT_URL")]:
 import pytest  # noqa: E402
 
 from tests.conftest_emulator import *  # noqa: E402,F401,F403  (the emulator's fixtures)
+from tests.conftest_s3 import *  # noqa: E402,F401,F403  (a moto S3 server on loopback)
 
 
 @pytest.fixture(scope="session")

@@ -39,8 +39,13 @@ def fleet():
 @pytest.fixture(scope="module")
 def nightly_lake(fleet, prefect_api, tmp_path_factory):
     lake = tmp_path_factory.mktemp("e2e") / "lake"
+    # No grace period: the files a compaction replaced are gone when the run ends,
+    # so the layout test sees only the live files.
     summary = nightly(
-        lake=str(lake), regions=[*FLEET_REGIONS, EMPTY_REGION], endpoint_url=fleet.url
+        lake=str(lake),
+        regions=[*FLEET_REGIONS, EMPTY_REGION],
+        endpoint_url=fleet.url,
+        grace_seconds=0,
     )
     return lake, summary
 
