@@ -104,3 +104,10 @@ def test_the_same_night_on_a_dask_cluster_equals_the_threaded_one(
     lake = tmp_path / "lake"
     summary = _night(organization, lake, "dask", accounts=[*MEMBERS, BROKEN])
     _check(organization, lake, summary, MEMBERS)
+
+
+def test_a_dask_night_into_an_s3_lake_equals_ground_truth(organization, prefect_api, s3_lake):
+    """Workers share nothing but the S3 lake: five accounts x three regions, one broken role."""
+    summary = _night(organization, s3_lake, "dask", accounts=[*MEMBERS, BROKEN])
+    _check(organization, s3_lake, summary, MEMBERS)
+    assert len({r.account_id for r in summary.results if r.ok}) == 5
