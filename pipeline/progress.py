@@ -11,7 +11,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 PLAIN_EVERY_PAGES = 20
@@ -67,26 +67,21 @@ class _Live(_Regions):
 def shown(stream: Any = None) -> Iterator[None]:
     """Show per-region progress while the block runs."""
     stream = stream or sys.stderr
-    logger = logging.getLogger("ssm_etl")
-    previous = logger.level
-    logger.setLevel(logging.DEBUG)
-    if stream.isatty():
-        from rich.console import Console
-        from rich.live import Live
+    with ExitStack() as stack:
+        if stream.isatty():
+            from rich.console import Console
+            from rich.live import Live
 
-        with Live(console=Console(file=stream), refresh_per_second=4, transient=False) as live:
+            live = stack.enter_context(Live(console=Console(file=stream), refresh_per_second=4))
             handler: _Regions = _Live(live)
-            logger.addHandler(handler)
-            try:
-                yield
-            finally:
-                logger.removeHandler(handler)
-                logger.setLevel(previous)
-        return
-    handler = _Plain(stream)
-    logger.addHandler(handler)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(previous)
+        else:
+            handler = _Plain(stream)
+        logger = logging.getLogger("ssm_etl")
+        previous = logger.level
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(handler)
+        try:
+            yield
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(previous)
