@@ -24,6 +24,7 @@ from pipeline.ingest import (
     IngestOptions,
     RegionResult,
     RunSummary,
+    Target,
     fail,
     held_lake,
     ingest_region,
@@ -62,6 +63,16 @@ def ingest_region_task(
     options: IngestOptions,
 ) -> RegionResult:
     return ingest_region(settings, lake, run_id, account_id, region, window, options=options)
+
+
+def concurrency_tags(item: Target) -> list[str]:
+    """Tags that Prefect's tag concurrency limits act on, across threads and Dask workers.
+
+    `prefect concurrency-limit create account:111111111111 2` caps one account's
+    regions at two at a time; `region:us-east-1` caps a region across accounts;
+    `ssm-etl` caps every region task of every run.
+    """
+    return ["ssm-etl", f"account:{item.account_id}", f"region:{item.region}"]
 
 
 def publish_artifacts(summary: RunSummary) -> None:
@@ -160,7 +171,7 @@ def nightly(
         futures = [
             (
                 item,
-                ingest_region_task.submit(
+                ingest_region_task.with_options(tags=concurrency_tags(item)).submit(
                     item.settings,
                     target,
                     plan.run_id,

@@ -223,3 +223,11 @@ def test_each_run_publishes_a_summary_and_a_table_artifact(nightly_lake):
     rows = table.data if isinstance(table.data, list) else json.loads(table.data)
     assert {row["region"] for row in rows} == {*FLEET_REGIONS, EMPTY_REGION}
     assert sum(row["invocations"] for row in rows) == sum(r.invocations for r in summary.results)
+
+
+def test_region_tasks_carry_the_tags_concurrency_limits_act_on(nightly_lake):
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        tags = [set(run.tags) for run in client.read_task_runs() if run.name.startswith(ACCOUNT)]
+    assert {"ssm-etl", f"account:{ACCOUNT}", "region:eu-west-1"} in tags
