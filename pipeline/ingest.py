@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePath
 
@@ -82,6 +82,7 @@ class RegionResult:
     watermark_ms: int | None = None
     commands: int | None = None
     managed_instances: int | None = None
+    purged_months: list[str] | None = None
 
     @property
     def ok(self) -> bool:
@@ -103,7 +104,7 @@ class RegionResult:
             "status": self.status,
             "error": self.error,
             "watermark": _ms_to_datetime(self.watermark_ms),
-            "purged_months": None,
+            "purged_months": self.purged_months,
             "commands": self.commands,
             "managed_instances": self.managed_instances,
         }
@@ -139,9 +140,6 @@ class RunSummary:
     def totals(self) -> dict[str, int]:
         keys = ("pages", "invocations", "plugins", "quarantined", "files")
         return {k: sum(getattr(r, k) for r in self.results) for k in keys}
-
-    def as_dict(self) -> dict[str, object]:
-        return {"run_id": self.run_id, "results": [asdict(r) for r in self.results]}
 
     def render(self) -> str:
         lines = [f"run {self.run_id}"]

@@ -8,6 +8,7 @@ from pathlib import PurePath
 
 from . import ledger
 from .compact import data_files, retire
+from .ingest import RegionResult
 from .lake import Lake
 from .schema import COMMAND_PLUGINS, INVOCATIONS
 
@@ -69,26 +70,7 @@ def purge(
                 months.append(month)
     retire(lake, retired)
     result.files = len(retired)
-    stamp = datetime.now(UTC)
     for (account, region), months in result.months.items():
-        ledger.append(
-            lake,
-            {
-                "run_id": run_id,
-                "account_id": account,
-                "region": region,
-                "started_at": stamp,
-                "finished_at": stamp,
-                "window_start": None,
-                "window_end": None,
-                "pages": 0,
-                "invocations": 0,
-                "plugins": 0,
-                "quarantined": 0,
-                "status": "purged",
-                "error": None,
-                "watermark": None,
-                "purged_months": sorted(months),
-            },
-        )
+        row = RegionResult(run_id, account, region, status="purged", purged_months=sorted(months))
+        ledger.append(lake, row.ledger_row())
     return result

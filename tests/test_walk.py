@@ -1,0 +1,40 @@
+"""Time slices of a region's window: contiguous to the millisecond, no overlap, nothing outside."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.walk import HOUR_MS, MIN_SLICE_MS, RETENTION_MS, Slice, slices
+
+NOW = 1_772_416_800_000  # 2026-03-02T02:00:00Z
+
+
+def _covers(parts: list[Slice], ms: int) -> int:
+    """How many slices an invocation requested at `ms` falls into (filters are inclusive)."""
+    return sum(
+        (p.after_ms is None or ms >= p.after_ms) and (p.before_ms is None or ms <= p.before_ms)
+        for p in parts
+    )
+
+
+@pytest.mark.parametrize("start", [None, NOW - 48 * HOUR_MS, NOW - 7 * HOUR_MS])
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 7])
+def test_every_millisecond_falls_in_exactly_one_slice(start, count):
+    parts = slices(start, NOW, count)
+    assert parts[0].after_ms == start, "the oldest slice starts at the window's start"
+    assert parts[-1].before_ms is None, "the newest slice is open-ended"
+    for left, right in zip(parts, parts[1:], strict=False):
+        assert right.after_ms == left.before_ms + 1
+    lower = start if start is not None else NOW - RETENTION_MS
+    probes = {lower, NOW, NOW + HOUR_MS}
+    for part in parts[1:]:
+        probes |= {part.after_ms - 1, part.after_ms, part.after_ms + 1}
+    for ms in probes:
+        assert _covers(parts, ms) == 1, ms
+    if start is None:
+        assert _covers(parts, lower - 10 * HOUR_MS) == 1, "a backfill reaches back past retention"
+
+
+def test_short_windows_are_not_cut():
+    assert slices(NOW - MIN_SLICE_MS + 1, NOW, 4) == [Slice(NOW - MIN_SLICE_MS + 1, None)]
+    assert len(slices(NOW - 2 * MIN_SLICE_MS, NOW, 4)) == 2
