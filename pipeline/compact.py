@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import string
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable
@@ -26,12 +27,10 @@ from pathlib import Path, PurePath
 import duckdb
 import pyarrow as pa
 
-from .lake import Lake
+from .lake import EMPTY_MANIFEST, TRASH, Lake, compacted_name
 from .schema import COMMAND_PLUGINS, INVOCATIONS, TableSpec
 from .storage import LocalStorage, Storage
 from .views import sql_dir, sql_literal
-
-TRASH = "_trash"
 
 
 def data_files(directory: PurePath, storage: Storage | None = None) -> list[PurePath]:
@@ -40,39 +39,68 @@ def data_files(directory: PurePath, storage: Storage | None = None) -> list[Pure
     return [p for p in listed if p.suffix == ".parquet" and p.name != "_empty.parquet"]
 
 
-def _query(table: TableSpec, urls: list[str]) -> str:
+def retired_files(lake: Lake) -> set[PurePath]:
+    """Every file a trash manifest lists: replaced or purged, waiting for `sweep`."""
+    retired: set[PurePath] = set()
+    for manifest in lake.storage.files(lake.root / TRASH):
+        if manifest.suffix == ".json" and manifest.name != EMPTY_MANIFEST:
+            entry = json.loads(lake.storage.read_text(manifest))
+            retired.update(lake.root / name for name in entry["files"])
+    return retired
+
+
+def _query(table: TableSpec, urls: list[str], **extra: str) -> str:
     template = (sql_dir() / "compaction" / f"{table.name}.sql").read_text()
     listed = "[" + ", ".join(sql_literal(u) for u in urls) + "]"
-    return string.Template(template).substitute(files=listed)
+    return string.Template(template).substitute(files=listed, **extra)
+
+
+COMPACTION_MEMORY = "256MB"
+"""DuckDB's budget for one compaction; a larger partition spills to disk instead."""
+_BATCH_ROWS = 128 * 1024
+"""Rows per record batch streamed into the compacted file (one row group each)."""
 
 
 class Compactor:
-    """Compacts partitions of one lake within a run that holds its lock."""
+    """Compacts partitions of one lake within a run that holds its lock.
+
+    A partition is streamed from DuckDB into the new file batch by batch, so
+    memory stays within `COMPACTION_MEMORY` however large the partition.
+    Files already retired (still on storage for the grace period) are
+    ignored: they must never come back.
+    """
 
     def __init__(self, lake: Lake, run_id: str) -> None:
         self.lake = lake
         self.run_id = run_id
         self.storage = lake.storage
-        self.con = duckdb.connect()
-        self.storage.register(self.con)
+        self.retired = retired_files(lake)
         # One folder per compactor: regions of one run compact side by side.
         self.staging = lake.root / "_staging" / f"compact-{run_id}-{uuid.uuid4().hex[:8]}"
+        self._spill = tempfile.TemporaryDirectory(prefix="ssm-etl-compact-")
+        self.con = duckdb.connect(config={"memory_limit": COMPACTION_MEMORY})
+        self.con.execute(f"SET temp_directory = {sql_literal(self._spill.name)}")
+        self.storage.register(self.con)
 
     def close(self) -> None:
         self.con.close()
         self.storage.delete_tree(self.staging)
+        self._spill.cleanup()
 
-    def _read(self, spec: TableSpec, files: list[PurePath]) -> pa.Table:
-        urls = [self.storage.url(f) for f in files]
-        return self.con.sql(_query(spec, urls)).to_arrow_table()
+    def live_files(self, directory: PurePath) -> list[PurePath]:
+        return [f for f in data_files(directory, self.storage) if f not in self.retired]
 
-    def _stage(
-        self, directory: PurePath, table: pa.Table, spec: TableSpec
-    ) -> tuple[PurePath, PurePath]:
-        final = directory / f"part-{self.run_id}-c{uuid.uuid4().hex[:8]}.parquet"
+    def _stage(self, directory: PurePath, spec: TableSpec, sql: str) -> tuple[PurePath, PurePath]:
+        final = directory / compacted_name(self.run_id)
         staged = self.staging / final.name
-        rows = table.select(spec.file_schema.names).cast(spec.file_schema)
-        self.storage.write_parquet(staged, rows, compression="zstd")
+        reader = self.con.sql(sql).to_arrow_reader(_BATCH_ROWS)
+        writer = self.storage.parquet_writer(staged, spec.file_schema, compression="zstd")
+        try:
+            for batch in reader:
+                rows = pa.Table.from_batches([batch]).select(spec.file_schema.names)
+                writer.write_table(rows.cast(spec.file_schema))
+        finally:
+            writer.close()
         return staged, final
 
     def compact_month(self, partition: PurePath, *, force: bool = False) -> list[PurePath]:
@@ -83,19 +111,19 @@ class Compactor:
         """
         inv_dir = self.lake.table_dir(INVOCATIONS) / partition
         plg_dir = self.lake.table_dir(COMMAND_PLUGINS) / partition
-        inv_files = data_files(inv_dir, self.storage)
-        plg_files = data_files(plg_dir, self.storage)
+        inv_files = self.live_files(inv_dir)
+        plg_files = self.live_files(plg_dir)
         if not inv_files or (len(inv_files) <= 1 and len(plg_files) <= 1 and not force):
             return []
-        survivors = self._read(INVOCATIONS, inv_files)
-        self.con.register("survivors", survivors)
-        try:
-            plugins = self._read(COMMAND_PLUGINS, plg_files) if plg_files else None
-        finally:
-            self.con.unregister("survivors")
-        moves = [self._stage(inv_dir, survivors, INVOCATIONS)]
-        if plugins is not None and plugins.num_rows:
-            moves.insert(0, self._stage(plg_dir, plugins, COMMAND_PLUGINS))
+        url = self.storage.url
+        inv_staged, inv_final = self._stage(
+            inv_dir, INVOCATIONS, _query(INVOCATIONS, [url(f) for f in inv_files])
+        )
+        moves = [(inv_staged, inv_final)]
+        if plg_files:
+            survivors = sql_literal(url(inv_staged))
+            plugins = _query(COMMAND_PLUGINS, [url(f) for f in plg_files], survivors=survivors)
+            moves.insert(0, self._stage(plg_dir, COMMAND_PLUGINS, plugins))
         for staged, final in moves:  # plugins first, as in a commit
             self.storage.move(staged, final)
         return [*inv_files, *plg_files]
@@ -105,10 +133,11 @@ class Compactor:
     ) -> list[PurePath]:
         """A table whose rows stand alone (commands, inventory, quarantine, ledger)."""
         directory = self.lake.table_dir(spec) / partition
-        files = data_files(directory, self.storage)
+        files = self.live_files(directory)
         if not files or (len(files) == 1 and not force):
             return []
-        staged, final = self._stage(directory, self._read(spec, files), spec)
+        url = self.storage.url
+        staged, final = self._stage(directory, spec, _query(spec, [url(f) for f in files]))
         self.storage.move(staged, final)
         return files
 
@@ -133,7 +162,7 @@ def sweep(lake: Lake, grace_seconds: float, now: float | None = None) -> int:
     now = time.time() if now is None else now
     deleted = 0
     for manifest in storage.files(lake.root / TRASH):
-        if manifest.suffix != ".json":
+        if manifest.suffix != ".json" or manifest.name == EMPTY_MANIFEST:
             continue
         entry = json.loads(storage.read_text(manifest))
         if now - entry["retired_at"] < grace_seconds:

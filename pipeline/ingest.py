@@ -39,7 +39,7 @@ from .extract import (
     newest_requested_ms,
 )
 from .flatten import Lineage
-from .lake import Lake
+from .lake import Lake, is_compacted
 from .redact import Redactor
 from .schema import COMMAND_PLUGINS, COMMANDS, INGEST_RUNS, INVOCATIONS, MANAGED_INSTANCES, TABLES
 from .walk import Slice, slices, walk_region, walk_sources
@@ -236,27 +236,32 @@ def ingest_region(
     window_slices = _slices(client, result.window_start_ms, options, region)
     for restart in range(WALK_RESTARTS + 1):
         writer = lake.writer(run_id, account_id, region)
+        # The sources (ListCommands, DescribeInstanceInformation) are a few
+        # sequential pages: walked beside the slices, they cost no extra time.
+        sources = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sources")
         try:
-            stats = walk_region(
+            counts_future = sources.submit(
+                walk_sources,
                 client,
                 writer,
                 lineage,
-                window_slices,
+                result.window_start_ms,
                 retry=options.retry,
                 redactor=options.redactor,
+                enabled=options.sources,
             )
-            counts = (
-                walk_sources(
+            try:
+                stats = walk_region(
                     client,
                     writer,
                     lineage,
-                    result.window_start_ms,
+                    window_slices,
                     retry=options.retry,
                     redactor=options.redactor,
                 )
-                if options.sources
-                else {}
-            )
+            finally:
+                sources.shutdown(wait=True)
+            counts = counts_future.result()
             committed = writer.commit()
             break
         except AwsError as exc:
@@ -275,8 +280,7 @@ def ingest_region(
     result.pages, result.invocations = stats.pages, stats.invocations
     result.plugins, result.quarantined = stats.plugins, stats.quarantined
     result.files = len(committed)
-    # Slices interleave their pages, so a sliced walk's files are re-sorted by compaction.
-    compact_region(lake, run_id, committed, resort=len(window_slices) > 1)
+    compact_region(lake, run_id, committed)
     newest = stats.newest_ms
     result.window_end_ms = newest
     candidates = [m for m in (prior, newest) if m is not None]
@@ -318,14 +322,13 @@ def _slices(
     return slices(start_ms, newest + 1, options.slices)
 
 
-def compact_region(
-    lake: Lake, run_id: str, committed: list[PurePath], *, resort: bool = False
-) -> None:
+def compact_region(lake: Lake, run_id: str, committed: list[PurePath]) -> None:
     """Rewrite every partition the commit touched; retire what the rewrites replaced.
 
-    `resort` rewrites even a partition with a single file, to sort it by time.
+    Months the commit wrote as already compacted (new months, as on a first
+    backfill) are left as they are.
     """
-    partitions = {p.parent.relative_to(lake.root) for p in committed}
+    partitions = {p.parent.relative_to(lake.root) for p in committed if not is_compacted(p)}
     paired = (INVOCATIONS.name, COMMAND_PLUGINS.name)  # compacted together, month by month
     months = {Path(*p.parts[1:]) for p in partitions if p.parts[0] in paired}
     alone = {(p.parts[0], Path(*p.parts[1:])) for p in partitions if p.parts[0] not in paired}
@@ -333,10 +336,10 @@ def compact_region(
     compactor = Compactor(lake, run_id)
     try:
         retired = [
-            f for month in sorted(months) for f in compactor.compact_month(month, force=resort)
+            f for month in sorted(months) for f in compactor.compact_month(month)
         ]
         for table, part in sorted(alone):
-            retired += compactor.compact_all(specs[table], part, force=resort)
+            retired += compactor.compact_all(specs[table], part)
     finally:
         compactor.close()
     retire(lake, retired)

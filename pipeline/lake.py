@@ -7,6 +7,7 @@ Layout (Hive partitions, monthly)::
     <lake>/command_plugins/...same partitions...
     <lake>/quarantine/account_id=<id>/region=<r>/part-*.parquet
     <lake>/_staging/<run>/...       files being written; never read
+    <lake>/_trash/*.json            manifests of retired files (see `pipeline.compact`)
 
 Every file is written under `_staging/` and moved into place once its region
 has finished (an atomic rename locally; a copy to a new, unique key on S3,
@@ -20,12 +21,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -35,9 +39,12 @@ from .schema import TABLES, TableSpec
 from .storage import LocalStorage, Storage, is_s3
 
 FORMAT = "ssm-etl-lake"
+TRASH = "_trash"
+EMPTY_MANIFEST = "_empty.json"
+"""A manifest retiring nothing, so that the views' glob of `_trash/` always matches."""
 FORMAT_VERSION = 1
-_FLUSH_BYTES = 32 * 1024 * 1024
-"""Buffered bytes per partition before a row group is written: bounds memory."""
+_FLUSH_BYTES = 48 * 1024 * 1024
+"""Buffered bytes of all a writer's partitions together: bounds a region's memory."""
 
 
 class Lake:
@@ -128,6 +135,11 @@ class Lake:
         lake = cls._open(storage)
         for table in TABLES:
             lake._ensure_placeholder(table)
+        empty = lake.root / TRASH / EMPTY_MANIFEST
+        if not storage.exists(empty):
+            if isinstance(empty, Path):
+                empty.parent.mkdir(exist_ok=True)
+            storage.write_text(empty, json.dumps({"retired_at": 0, "files": []}))
         return lake
 
     def table_dir(self, table: TableSpec) -> PurePath:
@@ -137,6 +149,10 @@ class Lake:
         """The file pattern a view reads: every partition file, placeholder included."""
         depth = ["*"] * len(table.partition_by)
         return self.storage.url(self.table_dir(table).joinpath(*depth, "*.parquet"))
+
+    def trash_glob(self) -> str:
+        """The trash manifests the views read to skip retired files."""
+        return self.storage.url(self.root / TRASH / "*.json")
 
     def _ensure_placeholder(self, table: TableSpec) -> None:
         placeholder = [f"{column}=_none" for column in table.partition_by]
@@ -191,12 +207,21 @@ def month_keys(table: pa.Table, spec: TableSpec) -> pa.Array:
     return pc.strftime(column, format="%Y-%m")
 
 
+def compacted_name(run_id: str) -> str:
+    """A file holding each of its rows once: a compaction's output (see `sql/lake_files.sql`)."""
+    return f"part-{run_id}-c{uuid.uuid4().hex[:8]}.parquet"
+
+
+def is_compacted(path: PurePath) -> bool:
+    return re.fullmatch(r"part-.+-c[0-9a-f]{8}\.parquet", path.name) is not None
+
+
 @dataclass
 class _Partition:
     spec: TableSpec
     storage: Storage
     staged: PurePath
-    final: PurePath
+    directory: PurePath
     writer: pq.ParquetWriter | None = None
     written: bool = False
     buffer: list[pa.Table] = field(default_factory=list)
@@ -207,8 +232,6 @@ class _Partition:
         self.buffer.append(table)
         self.buffered_bytes += table.nbytes
         self.rows += table.num_rows
-        if self.buffered_bytes >= _FLUSH_BYTES:
-            self.flush()
 
     def flush(self) -> None:
         if not self.buffer:
@@ -232,71 +255,118 @@ class _Partition:
 class RegionWriter:
     """Streams one region's pages into staged Parquet files, then commits them.
 
-    Rows are appended in API order (newest first), so each file is sorted by
-    time and row-group statistics prune date filters. Memory is bounded by
-    `_FLUSH_BYTES` per open month partition, however long the region's history.
+    Each stream (a time slice of the walk) writes its own file per partition,
+    appending rows in API order (newest first), so every file is sorted by
+    time and row-group statistics prune date filters. Buffered rows are
+    flushed, largest partition first, whenever all partitions together hold
+    `_FLUSH_BYTES`: memory is bounded however long the history or however
+    many slices run.
     """
 
     def __init__(self, lake: Lake, staging: PurePath, run_id: str) -> None:
         self.lake = lake
         self.staging = staging
         self.run_id = run_id
-        self._partitions: dict[tuple[str, str | None], _Partition] = {}
+        self._partitions: dict[tuple[str, str | None, int], _Partition] = {}
+        self._buffered = 0
+        self._lock = threading.Lock()
 
-    def add(self, spec: TableSpec, table: pa.Table) -> None:
+    def add(self, spec: TableSpec, table: pa.Table, stream: int = 0) -> None:
+        """Append rows of one stream; a stream's rows must come newest first. Thread-safe."""
         if table.num_rows == 0:
             return
+        with self._lock:
+            self._add(spec, table, stream)
+
+    def _add(self, spec: TableSpec, table: pa.Table, stream: int) -> None:
         if table.schema != spec.schema:
             raise TypeError(f"{spec.name}: batch schema differs from the declared schema")
         account = table.column("account_id")[0].as_py()
         region = table.column("region")[0].as_py()
         file_columns = table.select(spec.file_schema.names)
         if spec.month_from is None:
-            self._partition(spec, account, region, None).add(file_columns)
-            return
-        months = month_keys(table, spec)
-        distinct = pc.unique(months).to_pylist()
-        for month in distinct:
-            part = (
-                file_columns if len(distinct) == 1 else file_columns.filter(pc.equal(months, month))
-            )
-            self._partition(spec, account, region, month).add(part)
+            self._partition(spec, account, region, None, stream).add(file_columns)
+        else:
+            months = month_keys(table, spec)
+            distinct = pc.unique(months).to_pylist()
+            for month in distinct:
+                part = (
+                    file_columns
+                    if len(distinct) == 1
+                    else file_columns.filter(pc.equal(months, month))
+                )
+                self._partition(spec, account, region, month, stream).add(part)
+        self._buffered += file_columns.nbytes
+        while self._buffered >= _FLUSH_BYTES:
+            fullest = max(self._partitions.values(), key=lambda p: p.buffered_bytes)
+            self._buffered -= fullest.buffered_bytes
+            fullest.flush()
 
     def _partition(
-        self, spec: TableSpec, account: str, region: str, month: str | None
+        self, spec: TableSpec, account: str, region: str, month: str | None, stream: int
     ) -> _Partition:
-        key = (spec.name, month)
+        key = (spec.name, month, stream)
         if key not in self._partitions:
             values = {"account_id": account, "region": region, "requested_month": month}
             relative = PurePath(spec.name).joinpath(
                 *(f"{c}={values[c]}" for c in spec.partition_by)
             )
-            name = f"part-{self.run_id}-{uuid.uuid4().hex[:8]}.parquet"
+            name = f"{uuid.uuid4().hex}.parquet"
             self._partitions[key] = _Partition(
-                spec,
-                self.lake.storage,
-                self.staging / relative / name,
-                self.lake.root / relative / name,
+                spec, self.lake.storage, self.staging / relative / name, self.lake.root / relative
             )
         return self._partitions[key]
 
     def commit(self) -> list[PurePath]:
-        """Close every file and move it into the lake.
+        """Close every file and move it into the lake; returns the committed paths.
 
+        A month that had no file yet, and whose new invocations are each
+        there once, is committed as already compacted (`compacted_name`):
+        its files need no rewrite, however many slices wrote them. Anything
+        else is named as a plain commit, for `pipeline.compact` to fold in.
         Child tables first: a new invocation version becomes visible only
         once its plugin rows are already in place.
         """
-        ordered = sorted(self._partitions.values(), key=lambda p: p.spec.name != "command_plugins")
-        for partition in ordered:
+        for partition in self._partitions.values():
             partition.close()
+        written = [p for p in self._partitions.values() if p.written]
+        clean = self._clean_months(written)
+        ordered = sorted(written, key=lambda p: p.spec.name != "command_plugins")
         committed = []
         for partition in ordered:
-            if not partition.written:
-                continue
-            self.lake.storage.move(partition.staged, partition.final)
-            committed.append(partition.final)
+            month = partition.directory.relative_to(self.lake.table_dir(partition.spec))
+            if partition.spec.month_from is not None and month in clean:
+                name = compacted_name(self.run_id)
+            else:
+                name = f"part-{self.run_id}-{uuid.uuid4().hex[:8]}.parquet"
+            final = partition.directory / name
+            self.lake.storage.move(partition.staged, final)
+            committed.append(final)
         self.lake.storage.delete_tree(self.staging)
         return committed
+
+    def _clean_months(self, written: list[_Partition]) -> set[PurePath]:
+        """Month partitions (relative to their table) this commit can write as compacted."""
+        staged: dict[PurePath, list[PurePath]] = {}
+        for partition in written:
+            if partition.spec.name == "invocations":
+                month = partition.directory.relative_to(self.lake.table_dir(partition.spec))
+                staged.setdefault(month, []).append(partition.staged)
+        clean = set()
+        with duckdb.connect() as con:
+            self.lake.storage.register(con)
+            for month, files in staged.items():
+                dirs = [self.lake.root / table / month for table in _PAIRED]
+                if any(self.lake.storage.files(d) for d in dirs):
+                    continue
+                urls = ", ".join(sql_literal(self.lake.storage.url(f)) for f in files)
+                (repeated,) = con.sql(
+                    f"SELECT count(*) - count(DISTINCT (command_id, instance_id)) "
+                    f"FROM read_parquet([{urls}])"
+                ).fetchall()[0]
+                if repeated == 0:
+                    clean.add(month)
+        return clean
 
     def abort(self) -> None:
         for partition in self._partitions.values():
@@ -304,3 +374,10 @@ class RegionWriter:
             if partition.writer is not None:
                 partition.writer.close()
         self.lake.storage.delete_tree(self.staging)
+
+
+_PAIRED = ("invocations", "command_plugins")
+
+
+def sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -1,7 +1,8 @@
 """DuckDB views over the lake, defined in the top-level `sql/` folder.
 
 Each `.sql` file holds one `CREATE OR REPLACE VIEW` (or macro) named like the
-file. Python only fills in locations (`${<table>_files}`), as SQL string
+file. Python only fills in locations (`${<table>_files}`, `${trash_files}`,
+`${lake_url}`), as SQL string
 literals; user values never reach SQL text. An S3 lake's locations are
 `s3://` globs, read through the lake's own filesystem registered on the
 connection (DuckDB's httpfs is not needed for it).
@@ -15,7 +16,7 @@ from pathlib import Path
 import duckdb
 
 from .errors import ConfigError
-from .lake import Lake
+from .lake import EMPTY_MANIFEST, TRASH, Lake, sql_literal
 from .schema import TABLES
 
 
@@ -28,17 +29,23 @@ def sql_dir() -> Path:
     raise ConfigError(f"cannot find the sql/ folder near {here}")
 
 
-def sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def view_sql(lake: Lake) -> dict[str, str]:
     """Every view's SQL with the lake's locations filled in, keyed by view name."""
     locations = {f"{t.name}_files": sql_literal(lake.glob(t)) for t in TABLES}
+    locations["trash_files"] = sql_literal(_trash_files(lake))
+    locations["lake_url"] = sql_literal(lake.storage.url(lake.root))
     return {
         path.stem: string.Template(path.read_text()).substitute(locations)
         for path in sorted(sql_dir().glob("*.sql"))
     }
+
+
+def _trash_files(lake: Lake) -> str:
+    """The lake's trash manifests; a lake from before `_trash/_empty.json` may have none."""
+    trash = lake.root / TRASH
+    if lake.storage.exists(trash / EMPTY_MANIFEST) or lake.storage.files(trash):
+        return lake.trash_glob()
+    return str(sql_dir() / "_empty_manifest.json")
 
 
 def create_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> list[str]:

@@ -84,7 +84,7 @@ def walk_region(
     stats = WalkStats()
     stop = threading.Event()
 
-    def one(part: Slice) -> None:
+    def one(stream: int, part: Slice) -> None:
         pages = iter_pages(
             client,
             invoked_after=_ms(part.after_ms),
@@ -103,9 +103,9 @@ def walk_region(
                 else None
             )
             with stats._lock:  # the writer is shared by the slices
-                writer.add(INVOCATIONS, flat.invocations)
-                writer.add(COMMAND_PLUGINS, flat.plugins)
-                writer.add(QUARANTINE, rejected)
+                writer.add(INVOCATIONS, flat.invocations, stream)
+                writer.add(COMMAND_PLUGINS, flat.plugins, stream)
+                writer.add(QUARANTINE, rejected, stream)
                 stats.pages += 1
                 stats.invocations += flat.invocations.num_rows
                 stats.plugins += flat.plugins.num_rows
@@ -124,10 +124,10 @@ def walk_region(
             )
 
     if len(window) == 1:
-        one(window[0])
+        one(0, window[0])
         return stats
     with ThreadPoolExecutor(max_workers=len(window), thread_name_prefix="slice") as pool:
-        futures = [pool.submit(one, part) for part in window]
+        futures = [pool.submit(one, stream, part) for stream, part in enumerate(window)]
         done, _ = wait(futures, return_when=FIRST_EXCEPTION)
         failed = [f for f in done if f.exception() is not None]
         if failed:
@@ -145,10 +145,12 @@ def walk_sources(
     *,
     retry: PageRetry,
     redactor: Redactor | None = None,
+    enabled: bool = True,
 ) -> dict[str, int]:
     """The commands behind this window's invocations, and a snapshot of the managed instances.
 
     Both are small next to the invocations, so each is one sequential walk.
+    `enabled=False` reads neither (returns no counts).
     An identity without `ssm:ListCommands` or `ssm:DescribeInstanceInformation`
     still gets its invocations: the source is skipped with a warning.
     """
@@ -164,7 +166,9 @@ def walk_sources(
             "InstanceInformationList",
         ),
     }
-    counts = {}
+    counts: dict[str, int] = {}
+    if not enabled:
+        return counts
     for table, (call, request, result_key) in calls.items():
         spec = COMMANDS if table == COMMANDS.name else MANAGED_INSTANCES
         staged: list[tuple[pa.Table, pa.Table]] = []

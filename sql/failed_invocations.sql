@@ -4,13 +4,19 @@
 -- undeliverable ones) appear with NULL plugin columns.
 CREATE OR REPLACE VIEW failed_invocations AS
 WITH first_failed_plugin AS (
-    SELECT account_id, region, command_id, instance_id, name, response_code, output
+    -- An aggregate rather than a window: one hash pass instead of sorting.
+    SELECT
+        account_id,
+        region,
+        command_id,
+        instance_id,
+        arg_min_null(
+            {'name': name, 'response_code': response_code, 'output': left(output, 200)},
+            plugin_index
+        ) AS plugin
     FROM command_plugins
     WHERE status IS DISTINCT FROM 'Success'
-    QUALIFY row_number() OVER (
-        PARTITION BY account_id, region, command_id, instance_id
-        ORDER BY plugin_index
-    ) = 1
+    GROUP BY account_id, region, command_id, instance_id
 )
 SELECT
     i.account_id,
@@ -22,9 +28,9 @@ SELECT
     i.requested_date_time,
     i.status,
     i.status_details,
-    p.name AS failed_plugin_name,
-    p.response_code AS failed_plugin_response_code,
-    left(p.output, 200) AS failed_plugin_output
+    p.plugin.name AS failed_plugin_name,
+    p.plugin.response_code AS failed_plugin_response_code,
+    p.plugin.output AS failed_plugin_output
 FROM invocations AS i
 LEFT JOIN first_failed_plugin AS p
     USING (account_id, region, command_id, instance_id)

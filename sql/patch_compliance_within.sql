@@ -32,20 +32,18 @@ patch_runs AS (
         AND coalesce(c.parameters['Operation'][1], 'Install') = 'Install'
 ),
 latest_patch AS (
+    -- Aggregates rather than a window: one hash pass instead of sorting every run.
     SELECT
         account_id,
         region,
         instance_id,
-        requested_date_time AS latest_patch_requested_date_time,
-        status AS latest_patch_status,
-        status_details AS latest_patch_status_details,
-        max(requested_date_time) FILTER (WHERE status = 'Success') OVER instance
-            AS last_success_date_time
+        max(requested_date_time) AS latest_patch_requested_date_time,
+        arg_max_null(status, (requested_date_time, command_id)) AS latest_patch_status,
+        arg_max_null(status_details, (requested_date_time, command_id))
+            AS latest_patch_status_details,
+        max(requested_date_time) FILTER (WHERE status = 'Success') AS last_success_date_time
     FROM patch_runs
-    WINDOW instance AS (PARTITION BY account_id, region, instance_id)
-    QUALIFY row_number() OVER (
-        instance ORDER BY requested_date_time DESC, command_id DESC
-    ) = 1
+    GROUP BY account_id, region, instance_id
 )
 SELECT
     account_id,

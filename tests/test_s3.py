@@ -6,6 +6,7 @@ import json
 import pickle
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import PurePath
 
 import boto3
 import duckdb
@@ -18,7 +19,7 @@ from pipeline.emulator import Emulator, FleetSpec
 from pipeline.errors import ConfigError, LakeBusyError
 from pipeline.extract import AwsSettings
 from pipeline.ingest import run_local
-from pipeline.lake import Lake
+from pipeline.lake import Lake, is_compacted
 from pipeline.purge import purge
 from pipeline.query import run_query
 from pipeline.schema import COMMAND_PLUGINS, INVOCATIONS
@@ -51,6 +52,10 @@ def _keys(lake: str) -> list[str]:
     pages = boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket)
     found = [o["Key"] for page in pages for o in page.get("Contents", [])]
     return sorted(k.removeprefix(prefix + "/") for k in found if k.startswith(prefix + "/"))
+
+
+def _clean_partitions(lake: Lake) -> set[bool]:
+    return {clean for (clean,) in connect(lake).sql("SELECT clean FROM lake_files").fetchall()}
 
 
 def _partition_files(lake: Lake) -> list[list[str]]:
@@ -97,8 +102,13 @@ def test_a_night_on_s3_equals_the_same_night_on_disk(emulator, s3_lake, tmp_path
 def test_two_nights_compact_and_retire_after_the_grace(emulator, s3_lake):
     _night(emulator, s3_lake)  # no grace: the run leaves nothing retired behind
     lake = Lake.open(s3_lake)
-    assert all(len(files) == 1 for files in _partition_files(lake))
+    # A first backfill's months are clean as committed: one file per slice, no rewrite.
+    assert all(
+        files and all(is_compacted(PurePath(f)) for f in files) for files in _partition_files(lake)
+    )
+    assert _clean_partitions(lake) == {True}
     first = {k for k in _keys(s3_lake) if k.endswith(".parquet")}
+    first_names = {PurePath(k).name for k in first}
     emulator.clock.advance(timedelta(days=1))
     _night(emulator, s3_lake, grace_seconds=3600)
 
@@ -116,8 +126,13 @@ def test_two_nights_compact_and_retire_after_the_grace(emulator, s3_lake):
 
     assert sweep(lake, grace_seconds=3600, now=time.time() + 3600) == len(retired)
     keys = set(_keys(s3_lake))
-    assert not retired & keys and not [k for k in keys if k.startswith("_trash/")]
-    assert all(len(files) == 1 for files in _partition_files(lake))
+    assert not retired & keys
+    assert [k for k in keys if k.startswith("_trash/")] == ["_trash/_empty.json"]
+    assert _clean_partitions(lake) == {True}
+    touched = [
+        files for files in _partition_files(lake) if any(f not in first_names for f in files)
+    ]
+    assert touched and all(len(files) == 1 for files in touched)
     assert sorted(view_rows(s3_lake, "invocations"), key=key) == inv
 
     with lake.lock():
