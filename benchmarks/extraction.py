@@ -3,14 +3,14 @@
 Four ways to read the same pages (50 invocations, ~2.4 plugins each) from
 the replay server running in a child process (see `replay.py`):
 
-- ours: `ingest_region` with default settings: json.loads parsing, pure
-  flattening into declared Arrow schemas, staged files, commit, compaction
-  and the ledger row; also its walk alone (iter_pages, flatten_page,
-  RegionWriter.commit) to show what commit-time work costs;
+- ours: `ingest_region` with default settings: bodies decoded by pyarrow.json
+  and flattened by Arrow compute into declared Arrow schemas, staged files,
+  commit, compaction and the ledger row; also its walk alone (iter_pages,
+  flatten_page, RegionWriter.commit) to show what commit-time work costs;
 - naive: boto3's paginator with botocore's parser, `from_pylist`, and
   `write_to_dataset` per page (`naive.py`);
-- ceiling: the raw-parsing client and nothing else: signing, HTTP and
-  json.loads, the least any botocore-based reader can do;
+- ceiling: the raw-parsing client in "json" mode and nothing else: signing,
+  HTTP and json.loads, the least any botocore-based reader of dicts can do;
 - dlt: a dlt pipeline (filesystem destination, Parquet) fed the raw records.
 """
 
@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from pipeline.extract import AwsSettings, iter_pages
+from pipeline.extract import AwsSettings, RawParsing, iter_pages
 from pipeline.flatten import Lineage, flatten_page
 from pipeline.ingest import ingest_region, new_run_id
 from pipeline.lake import Lake
@@ -38,8 +38,8 @@ REGION = REGIONS[0]
 Counts = tuple[int, int]
 
 
-def _client(url: str, raw: bool = True) -> object:
-    settings = AwsSettings(endpoint_url=url, raw_parsing=raw)
+def _client(url: str, parsing: RawParsing = "arrow") -> object:
+    settings = AwsSettings(endpoint_url=url, raw_parsing=parsing)
     return settings.client(settings.session(), "ssm", REGION)
 
 
@@ -66,12 +66,12 @@ def ours_walk(url: str, work: Path) -> Counts:
 
 
 def naive_baseline(url: str, work: Path) -> Counts:
-    return naive.walk(_client(url, raw=False), work / "dataset", ACCOUNT, REGION)
+    return naive.walk(_client(url, parsing=False), work / "dataset", ACCOUNT, REGION)
 
 
 def ceiling(url: str, work: Path) -> Counts:
     invocations = plugins = 0
-    for page in iter_pages(_client(url), region=REGION):
+    for page in iter_pages(_client(url, "json"), region=REGION):
         invocations += len(page.records)
         plugins += sum(len(r.get("CommandPlugins") or ()) for r in page.records)
     return invocations, plugins
@@ -83,7 +83,7 @@ def dlt_pipeline(url: str, work: Path) -> Counts:
     counts = [0, 0]
 
     def pages():  # noqa: ANN202 (a dlt resource)
-        for page in iter_pages(_client(url), region=REGION):
+        for page in iter_pages(_client(url, "json"), region=REGION):
             counts[0] += len(page.records)
             counts[1] += sum(len(r.get("CommandPlugins") or ()) for r in page.records)
             yield page.records

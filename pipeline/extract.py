@@ -3,9 +3,11 @@
 boto3/botocore keep doing what they are good at: credentials, signing,
 endpoint resolution (including AWS_ENDPOINT_URL*), retries. Only the response
 parsing of the hot call is replaced: botocore spends most of a page in its
-per-value timestamp parsing and fails a whole page on one bad timestamp,
-while `json.loads` is several times faster and lets the flattener set aside
-a single malformed record. Errors still go through botocore's own parser.
+per-value timestamp parsing and fails a whole page on one bad timestamp.
+By default a successful body goes straight into Arrow (`arrow_page`), and
+any page that path cannot prove storable is decoded with `json.loads`, which
+lets the flattener set aside a single malformed record. Errors still go
+through botocore's own parser.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import boto3
 import botocore.session
@@ -33,6 +35,7 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserFactory
 
+from .arrow_page import ArrowPage, decode
 from .errors import AwsError, ConfigError, FatalAwsError, RetriableAwsError
 
 PAGE_SIZE = 50
@@ -52,34 +55,51 @@ _RETRIABLE_CODES = {
 }
 
 
-class _RawJsonParser:
-    """Decodes successful ListCommandInvocations bodies with json.loads."""
+RawParsing = Literal["arrow", "json"] | bool
+"""How ListCommandInvocations bodies are decoded: "arrow" (an `ArrowPage`, or dicts
+from json.loads for a page it cannot prove storable), "json" (dicts from json.loads),
+False (botocore's own parser, datetimes and all). True means "arrow"."""
 
-    def __init__(self, inner: Any) -> None:
+
+class _RawJsonParser:
+    """Decodes successful ListCommandInvocations bodies into Arrow or with json.loads."""
+
+    def __init__(self, inner: Any, arrow: bool) -> None:
         self._inner = inner
+        self._arrow = arrow
 
     def parse(self, response: dict[str, Any], shape: Any) -> dict[str, Any]:
         if response["status_code"] >= 300 or shape is None or shape.name not in _RAW_OPERATIONS:
             return self._inner.parse(response, shape)
-        body = json.loads(response["body"] or b"{}")
+        page = decode(response["body"]) if self._arrow else None
+        records: list[Any] | ArrowPage
+        if page is not None:
+            records, token = page, page.next_token
+        else:
+            body = json.loads(response["body"] or b"{}")
+            records, token = body.get("CommandInvocations") or [], body.get("NextToken")
         headers = response["headers"]
-        parsed = {
-            "CommandInvocations": body.get("CommandInvocations") or [],
+        parsed: dict[str, Any] = {
+            "CommandInvocations": records,
             "ResponseMetadata": {
                 "RequestId": headers.get("x-amzn-requestid", ""),
                 "HTTPStatusCode": response["status_code"],
                 "HTTPHeaders": headers,
             },
         }
-        if body.get("NextToken"):
-            parsed["NextToken"] = body["NextToken"]
+        if token:
+            parsed["NextToken"] = token
         return parsed
 
 
 class _RawParserFactory(ResponseParserFactory):
+    def __init__(self, arrow: bool) -> None:
+        super().__init__()
+        self._arrow = arrow
+
     def create_parser(self, protocol_name: str) -> Any:
         parser = super().create_parser(protocol_name)
-        return _RawJsonParser(parser) if protocol_name == "json" else parser
+        return _RawJsonParser(parser, self._arrow) if protocol_name == "json" else parser
 
 
 @dataclass(frozen=True)
@@ -92,7 +112,7 @@ class AwsSettings:
 
     profile: str | None = None
     endpoint_url: str | None = None
-    raw_parsing: bool = True
+    raw_parsing: RawParsing = "arrow"
     max_attempts: int = 10
     read_timeout: float = 60.0
     extra_client_config: dict[str, Any] = field(default_factory=dict)
@@ -100,13 +120,20 @@ class AwsSettings:
     """Assume this role (through STS, with the chain's credentials) for every call."""
     external_id: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.raw_parsing not in (True, False, "arrow", "json"):
+            raise ConfigError(
+                f"raw_parsing must be 'arrow', 'json' or a bool: {self.raw_parsing!r}"
+            )
+
     def assuming(self, role_arn: str, external_id: str | None = None) -> AwsSettings:
         return replace(self, role_arn=role_arn, external_id=external_id)
 
     def session(self) -> boto3.Session:
         core = botocore.session.get_session()
         if self.raw_parsing:
-            core.register_component("response_parser_factory", _RawParserFactory())
+            arrow = self.raw_parsing in (True, "arrow")
+            core.register_component("response_parser_factory", _RawParserFactory(arrow))
         try:
             session = boto3.Session(profile_name=self.profile, botocore_session=core)
         except BotoCoreError as exc:
@@ -179,7 +206,9 @@ def iso_utc(moment: datetime) -> str:
 
 @dataclass
 class Page:
-    records: list[Any]
+    records: Any
+    """Decoded records (a list of dicts), or a whole ListCommandInvocations page as an
+    `ArrowPage` (which only `flatten_page` takes)."""
     next_token: str | None
 
 
@@ -252,7 +281,10 @@ def newest_requested_ms(
         request["Filters"] = filters
     response = _call(client.list_command_invocations, request, retry or PageRetry(), region)
     records = response.get("CommandInvocations") or []
-    moment = records[0].get("RequestedDateTime") if records else None
+    if isinstance(records, ArrowPage):
+        moment = records.first_requested_seconds()
+    else:
+        moment = records[0].get("RequestedDateTime") if records else None
     if isinstance(moment, int | float) and not isinstance(moment, bool):
         return round(moment * 1000)
     if isinstance(moment, datetime):

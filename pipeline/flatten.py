@@ -2,8 +2,11 @@
 
 Records arrive either from our own JSON decoding (timestamps as epoch seconds)
 or from botocore's parser (timestamps as datetimes); both flatten to the same
-values. A record that cannot be flattened is set aside with a reason rather
-than failing its page, so one malformed invocation never costs the others.
+values. A ListCommandInvocations page may also arrive whole in Arrow
+(`arrow_page`), already proven storable; it flattens there, with compute
+kernels, to the same tables. A record that cannot be flattened is set aside
+with a reason rather than failing its page, so one malformed invocation never
+costs the others.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from . import arrow_page
+from .arrow_page import ArrowPage
 from .errors import BadRecordError
 from .redact import Redactor
 from .schema import (
@@ -208,9 +213,12 @@ def _keep(text: str | None) -> str | None:
 
 
 def flatten_page(
-    records: Iterable[Any], lineage: Lineage, redactor: Redactor | None = None
+    records: Iterable[Any] | ArrowPage, lineage: Lineage, redactor: Redactor | None = None
 ) -> FlatPage:
     """Flatten one page of CommandInvocations into the two tables of the lake."""
+    if isinstance(records, ArrowPage):
+        invocations_table, plugins_table = arrow_page.flatten(records, lineage, redactor)
+        return FlatPage(invocations=invocations_table, plugins=plugins_table)
     invocations: list[dict[str, Any]] = []
     plugins: list[dict[str, Any]] = []
     rejected: list[Rejected] = []

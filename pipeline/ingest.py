@@ -335,9 +335,7 @@ def compact_region(lake: Lake, run_id: str, committed: list[PurePath]) -> None:
     specs = {t.name: t for t in TABLES}
     compactor = Compactor(lake, run_id)
     try:
-        retired = [
-            f for month in sorted(months) for f in compactor.compact_month(month)
-        ]
+        retired = [f for month in sorted(months) for f in compactor.compact_month(month)]
         for table, part in sorted(alone):
             retired += compactor.compact_all(specs[table], part)
     finally:
