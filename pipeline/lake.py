@@ -207,6 +207,16 @@ def month_keys(table: pa.Table, spec: TableSpec) -> pa.Array:
     return pc.strftime(column, format="%Y-%m")
 
 
+def _only_month(table: pa.Table, spec: TableSpec) -> str | None:
+    """The one `YYYY-MM` of a batch whose rows share a month (a page almost always does)."""
+    assert spec.month_from is not None
+    bounds = pc.min_max(table.column(spec.month_from))
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    if (low.year, low.month) != (high.year, high.month):
+        return None
+    return f"{low.year:04d}-{low.month:02d}"
+
+
 def compacted_name(run_id: str) -> str:
     """A file holding each of its rows once: a compaction's output (see `sql/lake_files.sql`)."""
     return f"part-{run_id}-c{uuid.uuid4().hex[:8]}.parquet"
@@ -228,10 +238,13 @@ class _Partition:
     buffered_bytes: int = 0
     rows: int = 0
 
-    def add(self, table: pa.Table) -> None:
+    def add(self, table: pa.Table) -> int:
+        """Buffer `table`; returns the bytes it added."""
+        size = table.get_total_buffer_size()
         self.buffer.append(table)
-        self.buffered_bytes += table.nbytes
+        self.buffered_bytes += size
         self.rows += table.num_rows
+        return size
 
     def flush(self) -> None:
         if not self.buffer:
@@ -284,19 +297,16 @@ class RegionWriter:
         account = table.column("account_id")[0].as_py()
         region = table.column("region")[0].as_py()
         file_columns = table.select(spec.file_schema.names)
-        if spec.month_from is None:
-            self._partition(spec, account, region, None, stream).add(file_columns)
+        month = None if spec.month_from is None else _only_month(table, spec)
+        if spec.month_from is None or month is not None:
+            self._buffered += self._partition(spec, account, region, month, stream).add(
+                file_columns
+            )
         else:
             months = month_keys(table, spec)
-            distinct = pc.unique(months).to_pylist()
-            for month in distinct:
-                part = (
-                    file_columns
-                    if len(distinct) == 1
-                    else file_columns.filter(pc.equal(months, month))
-                )
-                self._partition(spec, account, region, month, stream).add(part)
-        self._buffered += file_columns.nbytes
+            for key in pc.unique(months).to_pylist():
+                part = file_columns.filter(pc.equal(months, key))
+                self._buffered += self._partition(spec, account, region, key, stream).add(part)
         while self._buffered >= _FLUSH_BYTES:
             fullest = max(self._partitions.values(), key=lambda p: p.buffered_bytes)
             self._buffered -= fullest.buffered_bytes
