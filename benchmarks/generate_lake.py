@@ -33,7 +33,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.lake import Lake
+from pipeline.lake import FORMAT_VERSION, Lake
 from pipeline.schema import (
     COMMAND_PLUGINS,
     INGEST_RUNS,
@@ -193,7 +193,7 @@ def generate(out: Path, spec: LakeSpec) -> dict[str, Path]:
     """Both shapes under `out`; reused as they are when `out` holds the same spec."""
     roots = {shape: out / shape for shape in SHAPES}
     marker = out / "generated.json"
-    wanted = json.dumps(asdict(spec), sort_keys=True)
+    wanted = json.dumps({**asdict(spec), "lake_format": FORMAT_VERSION}, sort_keys=True)
     if marker.is_file() and marker.read_text() == wanted:
         return roots
     shutil.rmtree(out, ignore_errors=True)

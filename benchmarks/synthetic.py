@@ -25,6 +25,9 @@ DAY_MS = 86_400_000
 LINEAGE = ("run_id", "ingested_at")
 INVOCATION_CORE = pa.schema([f for f in INVOCATIONS.file_schema if f.name not in LINEAGE])
 PLUGIN_CORE = pa.schema([f for f in COMMAND_PLUGINS.file_schema if f.name not in LINEAGE])
+SPAN = ("plugins_started_date_time", "plugins_finished_date_time")
+"""Derived from the plugins (see pipeline.flatten), so drawn after them."""
+INVOCATION_DRAWN = pa.schema([f for f in INVOCATION_CORE if f.name not in SPAN])
 PLUGINS_PER_INVOCATION = 3
 INVOCATIONS_PER_INSTANCE_DAY = 1.35
 
@@ -142,9 +145,11 @@ def day_tables(
             pa.array([""] * n),
             pa.array(np.zeros(n, dtype=bool)),
         ],
-        schema=INVOCATION_CORE,
+        schema=INVOCATION_DRAWN,
     )
-    return invocations, _plugins(rng, invocations, document, outcome, texts)
+    plugins, span = _plugins(rng, invocations, document, outcome, texts)
+    invocations = pa.Table.from_arrays(invocations.columns + span, schema=INVOCATION_CORE)
+    return invocations, plugins
 
 
 def _plugins(
@@ -153,7 +158,8 @@ def _plugins(
     document: np.ndarray,
     outcome: np.ndarray,
     texts: pa.Array,
-) -> pa.Table:
+) -> tuple[pa.Table, list[pa.Array]]:
+    """The plugins, and each invocation's plugin time span (first start, last finish)."""
     n, k = invocations.num_rows, PLUGINS_PER_INVOCATION
     parent = np.repeat(np.arange(n), k)
     index = np.tile(np.arange(k), n)
@@ -167,17 +173,28 @@ def _plugins(
     ).reshape(n, k)
     requested = invocations["requested_date_time"].cast(pa.int64()).to_numpy()
     start = (requested + rng.integers(80, 4000, n))[:, None] + np.cumsum(duration, 1) - duration
-    start, finish = start.ravel(), (start + duration).ravel()
+    finish = start + duration
+    ran_by_invocation = ran.reshape(n, k)
+    any_ran = ran_by_invocation.any(1)
+    first = np.where(ran_by_invocation, start, np.iinfo(np.int64).max).min(1)
+    last = np.where(ran_by_invocation, finish, np.iinfo(np.int64).min).max(1)
+    start, finish = start.ravel(), finish.ravel()
     timestamp = pa.timestamp("ms", tz="UTC")
+    span = [
+        pa.array(first, pa.int64(), mask=~any_ran).cast(timestamp),
+        pa.array(last, pa.int64(), mask=~any_ran).cast(timestamp),
+    ]
     instance_ids = invocations["instance_id"].take(parent)
     text = pc.binary_join_element_wise(texts.take(rng.integers(0, len(texts), n * k)),
                                        instance_ids, "\n")  # fmt: skip
     blank = pa.array([""] * (n * k))
-    return pa.Table.from_arrays(
+    plugins = pa.Table.from_arrays(
         [
             invocations["command_id"].take(parent),
             instance_ids,
             invocations["requested_date"].take(parent),
+            invocations["requested_date_time"].take(parent),
+            invocations["document_name"].take(parent),
             pa.array(index.astype(np.int32)),
             pa.array([s for group in STEPS for s in group]).take(
                 np.repeat(document, k) * k + index
@@ -196,3 +213,4 @@ def _plugins(
         ],
         schema=PLUGIN_CORE,
     )
+    return plugins, span

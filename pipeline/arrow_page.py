@@ -232,6 +232,29 @@ def _lineage(lineage: Lineage, rows: int) -> dict[str, pa.Array]:
     return {name: pa.repeat(value, rows) for name, value in values.items()}
 
 
+def _plugin_span(parents: pa.Array, plugins: dict[str, pa.Array], rows: int) -> dict[str, pa.Array]:
+    """Each invocation's earliest plugin start and latest plugin finish (null without any)."""
+    spans = (
+        pa.table(
+            {
+                "parent": parents,
+                "start": plugins["response_start_date_time"],
+                "finish": plugins["response_finish_date_time"],
+            }
+        )
+        .group_by("parent")
+        .aggregate([("start", "min"), ("finish", "max")])
+    )
+    where: list[int | None] = [None] * rows
+    for position, parent in enumerate(spans.column("parent").to_pylist()):
+        where[parent] = position
+    index = pa.array(where, pa.int32())
+    return {
+        "plugins_started_date_time": pc.take(spans.column("start_min"), index),
+        "plugins_finished_date_time": pc.take(spans.column("finish_max"), index),
+    }
+
+
 def _table(columns: dict[str, pa.Array], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
 
@@ -266,5 +289,8 @@ def flatten(
     for name in ("command_id", "instance_id"):
         plugins[name] = pc.take(invocations[name], parents)
     plugins["requested_date"] = pc.take(requested_date, parents)
+    plugins["requested_date_time"] = pc.take(requested, parents)
+    plugins["document_name"] = pc.take(invocations["document_name"], parents)
+    invocations.update(_plugin_span(parents, plugins, rows))
     plugins.update(_lineage(lineage, plugin_rows))
     return _table(invocations, INVOCATIONS_SCHEMA), _table(plugins, COMMAND_PLUGINS_SCHEMA)

@@ -206,6 +206,14 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--older-than", required=True, type=float, metavar="DAYS")
     _grace_option(purge)
 
+    upgrade = commands.add_parser(
+        "upgrade",
+        help="rewrite a lake written by an older ssm-etl in this version's format",
+        description="Rewrite, in place and under the run lock, every file of a lake written in an "
+        "older format. Needs no AWS access; any `ssm-etl run` does the same first.",
+    )
+    upgrade.add_argument("--lake", required=True, help="lake directory or s3://bucket/prefix")
+
     report = commands.add_parser(
         "report",
         help="write a self-contained HTML compliance report",
@@ -384,6 +392,24 @@ def _purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _upgrade(args: argparse.Namespace) -> int:
+    from .ingest import new_run_id
+    from .lake import FORMAT_VERSION
+    from .upgrade import upgrade
+
+    lake = Lake.create(args.lake)
+    before = lake.version
+    with lake.lock():
+        months = upgrade(lake, new_run_id())
+    if before >= FORMAT_VERSION:
+        print(f"lake {lake.location} is already in format {FORMAT_VERSION}")
+    else:
+        print(
+            f"lake {lake.location}: format {before} -> {FORMAT_VERSION}, {months} partitions rewritten"
+        )
+    return 0
+
+
 def _iso_date(text: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -474,6 +500,7 @@ COMMANDS = {
     "demo": _demo,
     "emulator": _emulator,
     "purge": _purge,
+    "upgrade": _upgrade,
     "ddl": _ddl,
     "deploy": _deploy,
     "report": _report,

@@ -49,10 +49,16 @@ def retired_files(lake: Lake) -> set[PurePath]:
     return retired
 
 
-def _query(table: TableSpec, urls: list[str], **extra: str) -> str:
-    template = (sql_dir() / "compaction" / f"{table.name}.sql").read_text()
-    listed = "[" + ", ".join(sql_literal(u) for u in urls) + "]"
-    return string.Template(template).substitute(files=listed, **extra)
+def _listed(urls: list[str]) -> str:
+    return "[" + ", ".join(sql_literal(u) for u in urls) + "]"
+
+
+def _query(
+    table: TableSpec, urls: list[str], *, template: str = "compaction/{table}", **extra: str
+) -> str:
+    """A query of `sql/<template>.sql` over the files at `urls`."""
+    text = (sql_dir() / f"{template.format(table=table.name)}.sql").read_text()
+    return string.Template(text).substitute(files=_listed(urls), **extra)
 
 
 COMPACTION_MEMORY = "256MB"
@@ -103,11 +109,14 @@ class Compactor:
             writer.close()
         return staged, final
 
-    def compact_month(self, partition: PurePath, *, force: bool = False) -> list[PurePath]:
+    def compact_month(
+        self, partition: PurePath, *, force: bool = False, template: str = "compaction/{table}"
+    ) -> list[PurePath]:
         """Invocations and their plugins of one `account/region/month`; returns retired files.
 
         `partition` is relative to a table directory, e.g.
-        `account_id=1/region=r/requested_month=2026-03`.
+        `account_id=1/region=r/requested_month=2026-03`. `template` names the
+        queries (`sql/upgrade/` rewrites a partition of an older format).
         """
         inv_dir = self.lake.table_dir(INVOCATIONS) / partition
         plg_dir = self.lake.table_dir(COMMAND_PLUGINS) / partition
@@ -116,13 +125,19 @@ class Compactor:
         if not inv_files or (len(inv_files) <= 1 and len(plg_files) <= 1 and not force):
             return []
         url = self.storage.url
-        inv_staged, inv_final = self._stage(
-            inv_dir, INVOCATIONS, _query(INVOCATIONS, [url(f) for f in inv_files])
+        plugin_files = _listed(
+            [url(f) for f in plg_files] or [url(self.lake.empty_file(COMMAND_PLUGINS))]
         )
+        invocations = _query(
+            INVOCATIONS, [url(f) for f in inv_files], template=template, plugin_files=plugin_files
+        )
+        inv_staged, inv_final = self._stage(inv_dir, INVOCATIONS, invocations)
         moves = [(inv_staged, inv_final)]
         if plg_files:
             survivors = sql_literal(url(inv_staged))
-            plugins = _query(COMMAND_PLUGINS, [url(f) for f in plg_files], survivors=survivors)
+            plugins = _query(
+                COMMAND_PLUGINS, [url(f) for f in plg_files], template=template, survivors=survivors
+            )
             moves.insert(0, self._stage(plg_dir, COMMAND_PLUGINS, plugins))
         for staged, final in moves:  # plugins first, as in a commit
             self.storage.move(staged, final)

@@ -17,7 +17,7 @@ from .redact import Redactor
 
 ALL_REGIONS = "all"
 DEFAULT_LOOKBACK_HOURS = 48.0
-DEFAULT_SLICES = 4
+DEFAULT_SLICES = 8
 """Concurrent time slices per region: enough to fill a 20 requests/s throttle at 200 ms a page."""
 DEFAULT_GRACE_SECONDS = 3600.0
 """Superseded files live this long after a rewrite, for queries already running."""

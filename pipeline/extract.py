@@ -175,6 +175,8 @@ class AwsSettings:
             retries={"mode": "adaptive", "max_attempts": self.max_attempts},
             read_timeout=self.read_timeout,
             connect_timeout=10,
+            # One connection per time slice (see pipeline.walk), plus the sources walk.
+            max_pool_connections=32,
             **self.extra_client_config,
         )
         return session.client(

@@ -174,6 +174,8 @@ def invocation_row(
                 "command_id": row["command_id"],
                 "instance_id": row["instance_id"],
                 "requested_date": requested_day,
+                "requested_date_time": requested_ms,
+                "document_name": row["document_name"],
                 "plugin_index": index,
                 "name": _text(plugin, "Name"),
                 "status": _text(plugin, "Status"),
@@ -189,6 +191,10 @@ def invocation_row(
                 "output_s3_key_prefix": _text(plugin, "OutputS3KeyPrefix"),
             }
         )
+    starts = [p["response_start_date_time"] for p in plugin_rows]
+    finishes = [p["response_finish_date_time"] for p in plugin_rows]
+    row["plugins_started_date_time"] = min((t for t in starts if t is not None), default=None)
+    row["plugins_finished_date_time"] = max((t for t in finishes if t is not None), default=None)
     return row, plugin_rows
 
 

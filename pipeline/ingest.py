@@ -42,6 +42,7 @@ from .flatten import Lineage
 from .lake import Lake, is_compacted
 from .redact import Redactor
 from .schema import COMMAND_PLUGINS, COMMANDS, INGEST_RUNS, INVOCATIONS, MANAGED_INSTANCES, TABLES
+from .upgrade import upgrade
 from .walk import Slice, slices, walk_region, walk_sources
 
 log = logging.getLogger("ssm_etl")
@@ -369,6 +370,7 @@ def held_lake(config: RunConfig) -> Iterator[Lake]:
     """The lake, created if new, locked for this run, with expired trash swept."""
     lake = Lake.create(config.lake, sse_kms_key_id=config.sse_kms_key_id)
     with lake.lock():
+        upgrade(lake, new_run_id())
         sweep(lake, config.grace_seconds)
         yield lake
         sweep(lake, config.grace_seconds)  # with no grace, leave nothing retired behind

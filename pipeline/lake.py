@@ -42,7 +42,9 @@ FORMAT = "ssm-etl-lake"
 TRASH = "_trash"
 EMPTY_MANIFEST = "_empty.json"
 """A manifest retiring nothing, so that the views' glob of `_trash/` always matches."""
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: plugin rows carry their invocation's time and document, invocation rows their
+plugins' time span (`pipeline.upgrade` rewrites a format-1 lake in place)."""
 _FLUSH_BYTES = 48 * 1024 * 1024
 """Buffered bytes of all a writer's partitions together: bounds a region's memory."""
 
@@ -55,9 +57,12 @@ class Lake:
     (`s3://bucket/prefix` for S3).
     """
 
-    def __init__(self, root: PurePath, storage: Storage | None = None) -> None:
+    def __init__(
+        self, root: PurePath, storage: Storage | None = None, version: int = FORMAT_VERSION
+    ) -> None:
         self.storage = storage or LocalStorage(Path(root))
         self.root = self.storage.root
+        self.version = version
 
     @property
     def location(self) -> str:
@@ -68,7 +73,8 @@ class Lake:
         return cls._open(Storage.from_location(location, sse_kms_key_id=sse_kms_key_id))
 
     @classmethod
-    def _open(cls, storage: Storage) -> Lake:
+    def _open(cls, storage: Storage, *, older: bool = False) -> Lake:
+        """`older`: accept a lake of an older format (a writer, which upgrades it)."""
         where, marker = storage.location, storage.root / "lake.json"
         if isinstance(storage.root, Path) and storage.root.exists() and not storage.root.is_dir():
             raise ConfigError(f"lake path is not a directory: {where}")
@@ -90,7 +96,19 @@ class Lake:
                 f"lake {where} was written by a newer ssm-etl (format {version}); "
                 f"this version reads up to {FORMAT_VERSION}"
             )
-        return cls(storage.root, storage)
+        if version < FORMAT_VERSION and not older:
+            raise ConfigError(
+                f"lake {where} is in format {version}, older than this ssm-etl's "
+                f"{FORMAT_VERSION}: upgrade it in place once with `ssm-etl upgrade --lake {where}` "
+                "(any `ssm-etl run` does it too)"
+            )
+        return cls(storage.root, storage, version)
+
+    def mark_version(self) -> None:
+        """Record that every file of the lake is in this ssm-etl's format."""
+        meta = {"format": FORMAT, "version": FORMAT_VERSION}
+        self.storage.write_text(self.root / "lake.json", json.dumps(meta))
+        self.version = FORMAT_VERSION
 
     @staticmethod
     def check_location(location: str | os.PathLike[str]) -> PurePath:
@@ -101,7 +119,7 @@ class Lake:
         if root.exists() and not root.is_dir():
             raise ConfigError(f"lake path is not a directory: {root}")
         if (root / "lake.json").exists():
-            Lake.open(root)  # refuses lakes from newer versions
+            Lake._open(LocalStorage(root), older=True)  # refuses lakes from newer versions
         elif root.exists() and any(root.iterdir()):
             raise ConfigError(f"lake path exists, is not empty and is not a lake: {root}")
         parent = _existing_parent(root)
@@ -132,7 +150,7 @@ class Lake:
                 raise ConfigError(
                     f"cannot create the lake at {storage.location}: {reason}"
                 ) from None
-        lake = cls._open(storage)
+        lake = cls._open(storage, older=True)
         for table in TABLES:
             lake._ensure_placeholder(table)
         empty = lake.root / TRASH / EMPTY_MANIFEST
@@ -154,10 +172,14 @@ class Lake:
         """The trash manifests the views read to skip retired files."""
         return self.storage.url(self.root / TRASH / "*.json")
 
-    def _ensure_placeholder(self, table: TableSpec) -> None:
+    def empty_file(self, table: TableSpec) -> PurePath:
+        """The table's zero-row placeholder (see the module docstring)."""
         placeholder = [f"{column}=_none" for column in table.partition_by]
-        path = self.table_dir(table).joinpath(*placeholder, "_empty.parquet")
-        if not self.storage.exists(path):
+        return self.table_dir(table).joinpath(*placeholder, "_empty.parquet")
+
+    def _ensure_placeholder(self, table: TableSpec, *, replace: bool = False) -> None:
+        path = self.empty_file(table)
+        if replace or not self.storage.exists(path):
             tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
             self.storage.write_parquet(tmp, table.file_schema.empty_table())
             self.storage.move(tmp, path)
@@ -184,7 +206,7 @@ def _check_s3(storage: Storage) -> PurePath:
     where = storage.location
     try:
         if storage.exists(storage.root / "lake.json"):
-            Lake._open(storage)  # refuses lakes from newer versions
+            Lake._open(storage, older=True)  # refuses lakes from newer versions
         elif storage.walk(storage.root):
             raise ConfigError(f"lake location is not empty and is not a lake: {where}")
     except OSError as exc:

@@ -45,6 +45,9 @@ INVOCATIONS_SCHEMA = pa.schema(
         pa.field("notification_type", pa.string()),
         pa.field("cloud_watch_log_group_name", pa.string()),
         pa.field("cloud_watch_output_enabled", pa.bool_()),
+        # Derived from the invocation's plugins at flatten time, so run times need no join.
+        pa.field("plugins_started_date_time", TIMESTAMP),
+        pa.field("plugins_finished_date_time", TIMESTAMP),
         *_LINEAGE,
     ]
 )
@@ -56,6 +59,9 @@ COMMAND_PLUGINS_SCHEMA = pa.schema(
         pa.field("command_id", pa.string(), nullable=False),
         pa.field("instance_id", pa.string(), nullable=False),
         pa.field("requested_date", pa.date32(), nullable=False),
+        # Copied from the plugin's invocation, so plugin reports need no join.
+        pa.field("requested_date_time", TIMESTAMP, nullable=False),
+        pa.field("document_name", pa.string()),
         pa.field("plugin_index", pa.int32(), nullable=False),
         pa.field("name", pa.string()),
         pa.field("status", pa.string()),

@@ -25,6 +25,8 @@ SELECT
     notification_type,
     cloud_watch_log_group_name,
     cloud_watch_output_enabled,
+    plugins_started_date_time,
+    plugins_finished_date_time,
     run_id,
     ingested_at,
     requested_month
@@ -60,6 +62,8 @@ SELECT
     notification_type,
     cloud_watch_log_group_name,
     cloud_watch_output_enabled,
+    plugins_started_date_time,
+    plugins_finished_date_time,
     run_id,
     ingested_at,
     requested_month

@@ -54,6 +54,8 @@ INVOCATIONS_COLUMNS = [
     ("notification_type", "string"),
     ("cloud_watch_log_group_name", "string"),
     ("cloud_watch_output_enabled", "boolean"),
+    ("plugins_started_date_time", "timestamp"),
+    ("plugins_finished_date_time", "timestamp"),
     ("run_id", "string"),
     ("ingested_at", "timestamp"),
 ]

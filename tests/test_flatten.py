@@ -141,6 +141,7 @@ _PLUGIN_KEY = {
     "command_id": COMMAND_ID,
     "instance_id": INSTANCE_ID,
     "requested_date": REQUESTED_DATE,
+    "requested_date_time": REQUESTED_AT,
 }
 _LINEAGE_COLUMNS = {"run_id": "run-0001", "ingested_at": INGESTED_AT}
 
@@ -170,12 +171,16 @@ def test_full_record_golden_rows():
             "notification_type": "Invocation",
             "cloud_watch_log_group_name": "/aws/ssm/AWS-RunPatchBaseline",
             "cloud_watch_output_enabled": True,
+            # The earliest plugin start and the latest plugin finish (the second plugin's).
+            "plugins_started_date_time": STARTED_AT,
+            "plugins_finished_date_time": datetime(2026, 3, 2, 6, 0, 4, tzinfo=UTC),
             **_LINEAGE_COLUMNS,
         }
     ]
     assert plugins == [
         {
             **_PLUGIN_KEY,
+            "document_name": "AWS-RunPatchBaseline",
             "plugin_index": 0,
             "name": "PatchLinux",
             "status": "Success",
@@ -193,6 +198,7 @@ def test_full_record_golden_rows():
         },
         {
             **_PLUGIN_KEY,
+            "document_name": "AWS-RunPatchBaseline",
             "plugin_index": 1,
             "name": "aws:runShellScript",
             "status": "Failed",
@@ -238,6 +244,8 @@ def test_minimal_record_leaves_every_optional_column_null():
             "notification_type": None,
             "cloud_watch_log_group_name": None,
             "cloud_watch_output_enabled": None,
+            "plugins_started_date_time": None,
+            "plugins_finished_date_time": None,
             **_LINEAGE_COLUMNS,
         }
     ]
@@ -727,10 +735,19 @@ def expected_rows(record: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str
     }
     row = {**key, **_leaf_columns(record, shape), **_LINEAGE_COLUMNS}
     plugin_shape = shape.members["CommandPlugins"].member
+    plugin_key = {
+        **key,
+        "requested_date_time": row["requested_date_time"],
+        "document_name": row["document_name"],
+    }
     plugins = [
-        {**key, "plugin_index": i, **_leaf_columns(p, plugin_shape), **_LINEAGE_COLUMNS}
+        {**plugin_key, "plugin_index": i, **_leaf_columns(p, plugin_shape), **_LINEAGE_COLUMNS}
         for i, p in enumerate(record.get("CommandPlugins", []))
     ]
+    starts = [p["response_start_date_time"] for p in plugins if p["response_start_date_time"]]
+    finishes = [p["response_finish_date_time"] for p in plugins if p["response_finish_date_time"]]
+    row["plugins_started_date_time"] = min(starts, default=None)
+    row["plugins_finished_date_time"] = max(finishes, default=None)
     return row, plugins
 
 
@@ -739,11 +756,17 @@ def test_schema_columns_are_the_snake_case_leaves_of_the_api_shape():
     leaves = set(_leaf_columns({}, shape))
     plugin_leaves = set(_leaf_columns({}, shape.members["CommandPlugins"].member))
     partition_and_lineage = {"account_id", "region", "run_id", "ingested_at"}
-    assert set(INVOCATIONS_SCHEMA.names) == leaves | {"requested_date"} | partition_and_lineage
+    derived = {"plugins_started_date_time", "plugins_finished_date_time"}
+    assert (
+        set(INVOCATIONS_SCHEMA.names)
+        == leaves | {"requested_date"} | partition_and_lineage | derived
+    )
     assert set(COMMAND_PLUGINS_SCHEMA.names) == plugin_leaves | partition_and_lineage | {
         "command_id",
         "instance_id",
         "requested_date",
+        "requested_date_time",
+        "document_name",
         "plugin_index",
     }
 

@@ -46,7 +46,15 @@ def expected_invocation(record: dict, account: str, region: str) -> dict:
         "notification_type": notification.get("NotificationType"),
         "cloud_watch_log_group_name": cloud_watch.get("CloudWatchLogGroupName"),
         "cloud_watch_output_enabled": cloud_watch.get("CloudWatchOutputEnabled"),
+        "plugins_started_date_time": _span(record, "ResponseStartDateTime", min),
+        "plugins_finished_date_time": _span(record, "ResponseFinishDateTime", max),
     }
+
+
+def _span(record: dict, key: str, pick) -> int | None:
+    """The earliest (`min`) or latest (`max`) of the plugins' `key` times, in ms."""
+    times = [_ms(p.get(key)) for p in record.get("CommandPlugins") or []]
+    return pick((t for t in times if t is not None), default=None)
 
 
 def expected_plugins(record: dict, account: str, region: str) -> list[dict]:
@@ -59,6 +67,8 @@ def expected_plugins(record: dict, account: str, region: str) -> list[dict]:
             "command_id": record["CommandId"],
             "instance_id": record["InstanceId"],
             "requested_date": day.date().isoformat(),
+            "requested_date_time": requested,
+            "document_name": record.get("DocumentName"),
             "requested_month": day.strftime("%Y-%m"),
             "plugin_index": index,
             "name": plugin.get("Name"),
