@@ -83,15 +83,25 @@ class Compactor:
         self.retired = retired_files(lake)
         # One folder per compactor: regions of one run compact side by side.
         self.staging = lake.root / "_staging" / f"compact-{run_id}-{uuid.uuid4().hex[:8]}"
-        self._spill = tempfile.TemporaryDirectory(prefix="ssm-etl-compact-")
-        self.con = duckdb.connect(config={"memory_limit": COMPACTION_MEMORY})
-        self.con.execute(f"SET temp_directory = {sql_literal(self._spill.name)}")
-        self.storage.register(self.con)
+        self._spill: tempfile.TemporaryDirectory[str] | None = None
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """Opened on first use: most partitions of a night need no rewrite."""
+        if self._con is None:
+            self._spill = tempfile.TemporaryDirectory(prefix="ssm-etl-compact-")
+            self._con = duckdb.connect(config={"memory_limit": COMPACTION_MEMORY})
+            self._con.execute(f"SET temp_directory = {sql_literal(self._spill.name)}")
+            self.storage.register(self._con)
+        return self._con
 
     def close(self) -> None:
-        self.con.close()
-        self.storage.delete_tree(self.staging)
-        self._spill.cleanup()
+        if self._con is not None:
+            self._con.close()
+            self.storage.delete_tree(self.staging)
+        if self._spill is not None:
+            self._spill.cleanup()
 
     def live_files(self, directory: PurePath) -> list[PurePath]:
         return [f for f in data_files(directory, self.storage) if f not in self.retired]

@@ -96,7 +96,7 @@ def walk_region(
             if stop.is_set():
                 return
             flat = flatten_page(page.records, lineage, redactor=redactor)
-            rejected = quarantine_table(flat.rejected, lineage, redactor)
+            rejected = quarantine_table(flat.rejected, lineage, redactor) if flat.rejected else None
             newest = (
                 pc.max(flat.invocations["requested_date_time"]).value
                 if flat.invocations.num_rows
@@ -105,7 +105,8 @@ def walk_region(
             with stats._lock:  # the writer is shared by the slices
                 writer.add(INVOCATIONS, flat.invocations, stream)
                 writer.add(COMMAND_PLUGINS, flat.plugins, stream)
-                writer.add(QUARANTINE, rejected, stream)
+                if rejected is not None:
+                    writer.add(QUARANTINE, rejected, stream)
                 stats.pages += 1
                 stats.invocations += flat.invocations.num_rows
                 stats.plugins += flat.plugins.num_rows
