@@ -60,6 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="extraction rounds, best kept")
     parser.add_argument("--fetch", action="store_true", help="queries: also fetch every column")
     parser.add_argument(
+        "--query-limit",
+        type=float,
+        default=60.0,
+        help="seconds after which a query over the uncompacted lake is stopped (default %(default)s)",
+    )
+    parser.add_argument(
         "--work",
         type=Path,
         default=Path(tempfile.gettempdir()) / "ssm-etl-bench",
@@ -98,7 +104,7 @@ def _run(name: str, args: argparse.Namespace) -> list[Row]:
     from . import queries
 
     scale = args.query_scale if args.query_scale is not None else args.scale
-    return queries.run(scale, args.work / "lakes", fetch=args.fetch)
+    return queries.run(scale, args.work / "lakes", fetch=args.fetch, limit=args.query_limit)
 
 
 if __name__ == "__main__":
