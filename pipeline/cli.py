@@ -397,7 +397,7 @@ def _upgrade(args: argparse.Namespace) -> int:
     from .lake import FORMAT_VERSION
     from .upgrade import upgrade
 
-    lake = Lake.create(args.lake)
+    lake = Lake.open(args.lake, older=True)
     before = lake.version
     with lake.lock():
         months = upgrade(lake, new_run_id())

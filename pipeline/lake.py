@@ -69,8 +69,16 @@ class Lake:
         return self.storage.location
 
     @classmethod
-    def open(cls, location: str | os.PathLike[str], *, sse_kms_key_id: str | None = None) -> Lake:
-        return cls._open(Storage.from_location(location, sse_kms_key_id=sse_kms_key_id))
+    def open(
+        cls,
+        location: str | os.PathLike[str],
+        *,
+        sse_kms_key_id: str | None = None,
+        older: bool = False,
+    ) -> Lake:
+        """An existing lake; `older` also accepts an older format (to upgrade it)."""
+        storage = Storage.from_location(location, sse_kms_key_id=sse_kms_key_id)
+        return cls._open(storage, older=older)
 
     @classmethod
     def _open(cls, storage: Storage, *, older: bool = False) -> Lake:
@@ -151,14 +159,21 @@ class Lake:
                     f"cannot create the lake at {storage.location}: {reason}"
                 ) from None
         lake = cls._open(storage, older=True)
+        lake.ensure_placeholders()
+        return lake
+
+    def ensure_placeholders(self, *, replace: bool = False) -> None:
+        """The zero-row file of each table and the empty trash manifest, so globs always match.
+
+        `replace` rewrites the tables' files in this version's schemas (an upgrade).
+        """
         for table in TABLES:
-            lake._ensure_placeholder(table)
-        empty = lake.root / TRASH / EMPTY_MANIFEST
-        if not storage.exists(empty):
+            self._placeholder(table, replace=replace)
+        empty = self.root / TRASH / EMPTY_MANIFEST
+        if not self.storage.exists(empty):
             if isinstance(empty, Path):
                 empty.parent.mkdir(exist_ok=True)
-            storage.write_text(empty, json.dumps({"retired_at": 0, "files": []}))
-        return lake
+            self.storage.write_text(empty, json.dumps({"retired_at": 0, "files": []}))
 
     def table_dir(self, table: TableSpec) -> PurePath:
         return self.root / table.name
@@ -177,7 +192,7 @@ class Lake:
         placeholder = [f"{column}=_none" for column in table.partition_by]
         return self.table_dir(table).joinpath(*placeholder, "_empty.parquet")
 
-    def _ensure_placeholder(self, table: TableSpec, *, replace: bool = False) -> None:
+    def _placeholder(self, table: TableSpec, *, replace: bool = False) -> None:
         path = self.empty_file(table)
         if replace or not self.storage.exists(path):
             tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")

@@ -48,8 +48,7 @@ def upgrade(lake: Lake, run_id: str) -> int:
     ]
     for path in old:
         lake.storage.delete(path)
-    for table in (INVOCATIONS, COMMAND_PLUGINS):
-        lake._ensure_placeholder(table, replace=True)
+    lake.ensure_placeholders(replace=True)
     lake.mark_version()
     log.info(
         "lake %s upgraded to format %d (%d partitions)", lake.location, FORMAT_VERSION, len(months)

@@ -114,3 +114,10 @@ def test_upgrade_rewrites_every_partition_with_the_derived_columns(tmp_path, cap
 
     assert main(["upgrade", "--lake", str(tmp_path / "old")]) == 0
     assert "already in format 2" in capsys.readouterr().out
+
+
+def test_upgrade_of_a_missing_lake_is_a_one_line_error(tmp_path, capsys):
+    assert main(["upgrade", "--lake", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not an ssm-etl lake" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "nowhere").exists()
