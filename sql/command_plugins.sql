@@ -4,70 +4,47 @@
 -- invocation version they were ingested with, so a plugin list that changed
 -- length never leaves stale rows behind.
 CREATE OR REPLACE VIEW command_plugins AS
-SELECT
-    account_id,
-    region,
-    command_id,
-    instance_id,
-    requested_date,
-    requested_date_time,
-    document_name,
-    plugin_index,
-    name,
-    status,
-    status_details,
-    response_code,
-    response_start_date_time,
-    response_finish_date_time,
-    output,
-    standard_output_url,
-    standard_error_url,
-    output_s3_region,
-    output_s3_bucket_name,
-    output_s3_key_prefix,
-    run_id,
-    ingested_at,
-    requested_month
-FROM read_parquet(
-    ${command_plugins_files},
-    hive_partitioning = true,
-    -- Every file of a format version has the declared schema, so DuckDB need not
-    -- reconcile footers (union_by_name): several times faster over many files.
-    hive_types = {'account_id': VARCHAR, 'region': VARCHAR, 'requested_month': VARCHAR},
-    filename = true
+WITH stored AS NOT MATERIALIZED (
+    SELECT
+        account_id,
+        region,
+        command_id,
+        instance_id,
+        requested_date,
+        requested_date_time,
+        document_name,
+        plugin_index,
+        name,
+        status,
+        status_details,
+        response_code,
+        response_start_date_time,
+        response_finish_date_time,
+        output,
+        standard_output_url,
+        standard_error_url,
+        output_s3_region,
+        output_s3_bucket_name,
+        output_s3_key_prefix,
+        run_id,
+        ingested_at,
+        requested_month,
+        filename
+    FROM read_parquet(
+        ${command_plugins_files},
+        hive_partitioning = true,
+        -- Every file of a format version has the declared schema, so DuckDB need not
+        -- reconcile footers (union_by_name): several times faster over many files.
+        hive_types = {'account_id': VARCHAR, 'region': VARCHAR, 'requested_month': VARCHAR},
+        filename = true
+    )
 )
+SELECT * EXCLUDE (filename)
+FROM stored
 WHERE filename IN (SELECT file FROM lake_files WHERE table_name = 'command_plugins' AND clean)
 UNION ALL
-SELECT
-    p.account_id,
-    p.region,
-    p.command_id,
-    p.instance_id,
-    p.requested_date,
-    p.requested_date_time,
-    p.document_name,
-    p.plugin_index,
-    p.name,
-    p.status,
-    p.status_details,
-    p.response_code,
-    p.response_start_date_time,
-    p.response_finish_date_time,
-    p.output,
-    p.standard_output_url,
-    p.standard_error_url,
-    p.output_s3_region,
-    p.output_s3_bucket_name,
-    p.output_s3_key_prefix,
-    p.run_id,
-    p.ingested_at,
-    p.requested_month
-FROM read_parquet(
-    ${command_plugins_files},
-    hive_partitioning = true,
-    hive_types = {'account_id': VARCHAR, 'region': VARCHAR, 'requested_month': VARCHAR},
-    filename = true
-) AS p
+SELECT p.* EXCLUDE (filename)
+FROM stored AS p
 -- The invocation versions of the same (unclean) partitions, latest first.
 SEMI JOIN (
     SELECT account_id, region, requested_month, command_id, instance_id, run_id, ingested_at
