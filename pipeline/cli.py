@@ -116,7 +116,8 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         "--slices",
         type=int,
         default=DEFAULT_SLICES,
-        help="concurrent time slices per region, to fill the API's rate limit (default %(default)s)",
+        help="at most this many concurrent time slices per region, as many as the round trip "
+        "needs to fill the API's rate limit (default %(default)s)",
     )
     run.add_argument(
         "--redact",

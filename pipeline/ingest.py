@@ -15,6 +15,7 @@ again.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Iterator
@@ -310,17 +311,37 @@ class IngestOptions:
         return cls(redactor=Redactor.from_options(config.redact), slices=config.slices)
 
 
+ASSUMED_RATE = 20.0
+"""Requests per second SSM serves one account and region, roughly; what slices must fill."""
+PAGE_OVER_PROBE = 4.0
+"""How much longer a full page (50 records, output included) takes than the 1-record probe."""
+
+
 def _slices(
     client: object, start_ms: int | None, options: IngestOptions, region: str
 ) -> list[Slice]:
-    """Time slices up to the API's newest record; one slice when there is little to cut."""
+    """Time slices up to the API's newest record; one slice when there is little to cut.
+
+    `options.slices` is the most: enough slices to keep `ASSUMED_RATE`
+    requests in flight given the probe's round trip, and at least two. On a
+    slow, far endpoint that is all of them; on a near one (an emulator, the
+    benchmarks' replay) more threads only contend for the interpreter.
+    """
     if options.slices <= 1:
         return slices(start_ms, _now_ms(), 1)
     after = _ms_to_datetime(start_ms)
+    started = time.perf_counter()
     newest = newest_requested_ms(client, invoked_after=after, retry=options.retry, region=region)
+    round_trip = time.perf_counter() - started
     if newest is None:
         return slices(start_ms, _now_ms(), 1)
-    return slices(start_ms, newest + 1, options.slices)
+    return slices(start_ms, newest + 1, slice_count(round_trip, options.slices))
+
+
+def slice_count(round_trip: float, most: int) -> int:
+    """Slices to walk side by side, from the probe's round trip in seconds (2 <= n <= most)."""
+    needed = math.ceil(ASSUMED_RATE * PAGE_OVER_PROBE * round_trip)
+    return max(2, min(most, needed))
 
 
 def compact_region(lake: Lake, run_id: str, committed: list[PurePath]) -> None:

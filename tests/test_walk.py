@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.ingest import slice_count
 from pipeline.walk import HOUR_MS, MIN_SLICE_MS, RETENTION_MS, Slice, slices
 
 NOW = 1_772_416_800_000  # 2026-03-02T02:00:00Z
@@ -38,3 +39,17 @@ def test_every_millisecond_falls_in_exactly_one_slice(start, count):
 def test_short_windows_are_not_cut():
     assert slices(NOW - MIN_SLICE_MS + 1, NOW, 4) == [Slice(NOW - MIN_SLICE_MS + 1, None)]
     assert len(slices(NOW - 2 * MIN_SLICE_MS, NOW, 4)) == 2
+
+
+@pytest.mark.parametrize(
+    ("round_trip", "most", "expected"),
+    [
+        (0.002, 8, 2),  # a local endpoint: more threads would only contend
+        (0.02, 8, 2),
+        (0.05, 8, 4),  # a 50 ms probe: about 200 ms a full page, four in flight fill 20/s
+        (0.2, 8, 8),  # slow: every slice allowed
+        (0.2, 3, 3),
+    ],
+)
+def test_slices_follow_the_round_trip_up_to_the_limit(round_trip, most, expected):
+    assert slice_count(round_trip, most) == expected
