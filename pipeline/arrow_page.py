@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
@@ -232,26 +233,26 @@ def _lineage(lineage: Lineage, rows: int) -> dict[str, pa.Array]:
     return {name: pa.repeat(value, rows) for name, value in values.items()}
 
 
-def _plugin_span(parents: pa.Array, plugins: dict[str, pa.Array], rows: int) -> dict[str, pa.Array]:
-    """Each invocation's earliest plugin start and latest plugin finish (null without any)."""
-    spans = (
-        pa.table(
-            {
-                "parent": parents,
-                "start": plugins["response_start_date_time"],
-                "finish": plugins["response_finish_date_time"],
-            }
-        )
-        .group_by("parent")
-        .aggregate([("start", "min"), ("finish", "max")])
-    )
-    where: list[int | None] = [None] * rows
-    for position, parent in enumerate(spans.column("parent").to_pylist()):
-        where[parent] = position
-    index = pa.array(where, pa.int32())
+def _plugin_span(counts: list[int], plugins: dict[str, pa.Array]) -> dict[str, pa.Array]:
+    """Each invocation's earliest plugin start and latest plugin finish (null without any).
+
+    A page's plugins come grouped by invocation, in order, so one `reduceat`
+    over the run boundaries does what a group-by would, without hashing.
+    """
+    lowest, highest = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+    starts = pc.fill_null(plugins["response_start_date_time"].cast(pa.int64()), highest)
+    finishes = pc.fill_null(plugins["response_finish_date_time"].cast(pa.int64()), lowest)
+    sizes = np.asarray(counts, dtype=np.int64)
+    has = sizes > 0
+    first = np.full(len(sizes), highest, dtype=np.int64)
+    last = np.full(len(sizes), lowest, dtype=np.int64)
+    if has.any():
+        bounds = (np.cumsum(sizes) - sizes)[has]
+        first[has] = np.minimum.reduceat(starts.to_numpy(), bounds)
+        last[has] = np.maximum.reduceat(finishes.to_numpy(), bounds)
     return {
-        "plugins_started_date_time": pc.take(spans.column("start_min"), index),
-        "plugins_finished_date_time": pc.take(spans.column("finish_max"), index),
+        "plugins_started_date_time": pa.array(first, mask=first == highest).view(TIMESTAMP),
+        "plugins_finished_date_time": pa.array(last, mask=last == lowest).view(TIMESTAMP),
     }
 
 
@@ -291,6 +292,6 @@ def flatten(
     plugins["requested_date"] = pc.take(requested_date, parents)
     plugins["requested_date_time"] = pc.take(requested, parents)
     plugins["document_name"] = pc.take(invocations["document_name"], parents)
-    invocations.update(_plugin_span(parents, plugins, rows))
+    invocations.update(_plugin_span(counts, plugins))
     plugins.update(_lineage(lineage, plugin_rows))
     return _table(invocations, INVOCATIONS_SCHEMA), _table(plugins, COMMAND_PLUGINS_SCHEMA)
