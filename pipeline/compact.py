@@ -27,10 +27,10 @@ from pathlib import Path, PurePath
 import duckdb
 import pyarrow as pa
 
-from .lake import EMPTY_MANIFEST, TRASH, Lake, compacted_name
+from .lake import EMPTY_MANIFEST, TRASH, Lake, compacted_name, sql_literal
 from .schema import COMMAND_PLUGINS, INVOCATIONS, TableSpec
 from .storage import LocalStorage, Storage
-from .views import sql_dir, sql_literal
+from .views import sql_dir
 
 
 def data_files(directory: PurePath, storage: Storage | None = None) -> list[PurePath]:

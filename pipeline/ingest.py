@@ -15,7 +15,6 @@ again.
 from __future__ import annotations
 
 import logging
-import math
 import time
 import uuid
 from collections.abc import Iterator
@@ -40,11 +39,11 @@ from .extract import (
     newest_requested_ms,
 )
 from .flatten import Lineage
-from .lake import Lake, is_compacted
+from .lake import PAIRED, Lake, is_compacted
 from .redact import Redactor
-from .schema import COMMAND_PLUGINS, COMMANDS, INGEST_RUNS, INVOCATIONS, MANAGED_INSTANCES, TABLES
+from .schema import COMMANDS, INGEST_RUNS, MANAGED_INSTANCES, TABLES
 from .upgrade import upgrade
-from .walk import Slice, slices, walk_region, walk_sources
+from .walk import Slice, slice_count, slices, walk_region, walk_sources
 
 log = logging.getLogger("ssm_etl")
 
@@ -242,15 +241,18 @@ def ingest_region(
         # sequential pages: walked beside the slices, they cost no extra time.
         sources = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sources")
         try:
-            counts_future = sources.submit(
-                walk_sources,
-                client,
-                writer,
-                lineage,
-                result.window_start_ms,
-                retry=options.retry,
-                redactor=options.redactor,
-                enabled=options.sources,
+            counts_future = (
+                sources.submit(
+                    walk_sources,
+                    client,
+                    writer,
+                    lineage,
+                    result.window_start_ms,
+                    retry=options.retry,
+                    redactor=options.redactor,
+                )
+                if options.sources
+                else None
             )
             try:
                 stats = walk_region(
@@ -263,7 +265,7 @@ def ingest_region(
                 )
             finally:
                 sources.shutdown(wait=True)
-            counts = counts_future.result()
+            counts = counts_future.result() if counts_future else {}
             committed = writer.commit()
             break
         except AwsError as exc:
@@ -311,18 +313,12 @@ class IngestOptions:
         return cls(redactor=Redactor.from_options(config.redact), slices=config.slices)
 
 
-ASSUMED_RATE = 20.0
-"""Requests per second SSM serves one account and region, roughly; what slices must fill."""
-PAGE_OVER_PROBE = 4.0
-"""How much longer a full page (50 records, output included) takes than the 1-record probe."""
-
-
 def _slices(
     client: object, start_ms: int | None, options: IngestOptions, region: str
 ) -> list[Slice]:
     """Time slices up to the API's newest record; one slice when there is little to cut.
 
-    `options.slices` is the most: enough slices to keep `ASSUMED_RATE`
+    `options.slices` is the most: enough slices to keep `walk.ASSUMED_RATE`
     requests in flight given the probe's round trip, and at least two. On a
     slow, far endpoint that is all of them; on a near one (an emulator, the
     benchmarks' replay) more threads only contend for the interpreter.
@@ -338,12 +334,6 @@ def _slices(
     return slices(start_ms, newest + 1, slice_count(round_trip, options.slices))
 
 
-def slice_count(round_trip: float, most: int) -> int:
-    """Slices to walk side by side, from the probe's round trip in seconds (2 <= n <= most)."""
-    needed = math.ceil(ASSUMED_RATE * PAGE_OVER_PROBE * round_trip)
-    return max(2, min(most, needed))
-
-
 def compact_region(lake: Lake, run_id: str, committed: list[PurePath]) -> None:
     """Rewrite every partition the commit touched; retire what the rewrites replaced.
 
@@ -351,9 +341,8 @@ def compact_region(lake: Lake, run_id: str, committed: list[PurePath]) -> None:
     backfill) are left as they are.
     """
     partitions = {p.parent.relative_to(lake.root) for p in committed if not is_compacted(p)}
-    paired = (INVOCATIONS.name, COMMAND_PLUGINS.name)  # compacted together, month by month
-    months = {Path(*p.parts[1:]) for p in partitions if p.parts[0] in paired}
-    alone = {(p.parts[0], Path(*p.parts[1:])) for p in partitions if p.parts[0] not in paired}
+    months = {Path(*p.parts[1:]) for p in partitions if p.parts[0] in PAIRED}
+    alone = {(p.parts[0], Path(*p.parts[1:])) for p in partitions if p.parts[0] not in PAIRED}
     specs = {t.name: t for t in TABLES}
     compactor = Compactor(lake, run_id)
     try:

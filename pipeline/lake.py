@@ -35,10 +35,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .errors import ConfigError
-from .schema import TABLES, TableSpec
+from .schema import COMMAND_PLUGINS, INVOCATIONS, TABLES, TableSpec
 from .storage import LocalStorage, Storage, is_s3
 
 FORMAT = "ssm-etl-lake"
+PAIRED = (INVOCATIONS.name, COMMAND_PLUGINS.name)
+"""Tables written, committed and compacted together, month by month."""
 TRASH = "_trash"
 EMPTY_MANIFEST = "_empty.json"
 """A manifest retiring nothing, so that the views' glob of `_trash/` always matches."""
@@ -378,7 +380,7 @@ class RegionWriter:
             partition.close()
         written = [p for p in self._partitions.values() if p.written]
         clean = self._clean_months(written)
-        ordered = sorted(written, key=lambda p: p.spec.name != "command_plugins")
+        ordered = sorted(written, key=lambda p: p.spec.name != COMMAND_PLUGINS.name)
         committed = []
         for partition in ordered:
             month = partition.directory.relative_to(self.lake.table_dir(partition.spec))
@@ -396,16 +398,20 @@ class RegionWriter:
         """Month partitions (relative to their table) this commit can write as compacted."""
         staged: dict[PurePath, list[PurePath]] = {}
         for partition in written:
-            if partition.spec.name == "invocations":
+            if partition.spec.name == INVOCATIONS.name:
                 month = partition.directory.relative_to(self.lake.table_dir(partition.spec))
                 staged.setdefault(month, []).append(partition.staged)
+        new_months = {
+            month: files
+            for month, files in staged.items()
+            if not any(self.lake.storage.files(self.lake.root / t / month) for t in PAIRED)
+        }
+        if not new_months:  # a nightly run: every month already has files
+            return set()
         clean = set()
         with duckdb.connect() as con:
             self.lake.storage.register(con)
-            for month, files in staged.items():
-                dirs = [self.lake.root / table / month for table in _PAIRED]
-                if any(self.lake.storage.files(d) for d in dirs):
-                    continue
+            for month, files in new_months.items():
                 urls = ", ".join(sql_literal(self.lake.storage.url(f)) for f in files)
                 (repeated,) = con.sql(
                     f"SELECT count(*) - count(DISTINCT (command_id, instance_id)) "
@@ -421,9 +427,6 @@ class RegionWriter:
             if partition.writer is not None:
                 partition.writer.close()
         self.lake.storage.delete_tree(self.staging)
-
-
-_PAIRED = ("invocations", "command_plugins")
 
 
 def sql_literal(text: str) -> str:

@@ -11,6 +11,7 @@ last slice is open-ended: no record can fall between two slices or into two.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -33,6 +34,18 @@ HOUR_MS = 3_600_000
 RETENTION_MS = 30 * 24 * HOUR_MS
 MIN_SLICE_MS = 6 * HOUR_MS
 """Below this, a slice costs more in extra requests than it saves in waiting."""
+
+
+ASSUMED_RATE = 20.0
+"""Requests per second SSM serves one account and region, roughly; what slices must fill."""
+PAGE_OVER_PROBE = 4.0
+"""How much longer a full page (50 records, output included) takes than the 1-record probe."""
+
+
+def slice_count(round_trip: float, most: int) -> int:
+    """Slices to walk side by side, from the probe's round trip in seconds (2 <= n <= most)."""
+    needed = math.ceil(ASSUMED_RATE * PAGE_OVER_PROBE * round_trip)
+    return max(2, min(most, needed))
 
 
 @dataclass(frozen=True)
@@ -146,12 +159,10 @@ def walk_sources(
     *,
     retry: PageRetry,
     redactor: Redactor | None = None,
-    enabled: bool = True,
 ) -> dict[str, int]:
     """The commands behind this window's invocations, and a snapshot of the managed instances.
 
     Both are small next to the invocations, so each is one sequential walk.
-    `enabled=False` reads neither (returns no counts).
     An identity without `ssm:ListCommands` or `ssm:DescribeInstanceInformation`
     still gets its invocations: the source is skipped with a warning.
     """
@@ -168,8 +179,6 @@ def walk_sources(
         ),
     }
     counts: dict[str, int] = {}
-    if not enabled:
-        return counts
     for table, (call, request, result_key) in calls.items():
         spec = COMMANDS if table == COMMANDS.name else MANAGED_INSTANCES
         staged: list[tuple[pa.Table, pa.Table]] = []

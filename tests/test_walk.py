@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.ingest import slice_count
-from pipeline.walk import HOUR_MS, MIN_SLICE_MS, RETENTION_MS, Slice, slices
+from pipeline.walk import HOUR_MS, MIN_SLICE_MS, RETENTION_MS, Slice, slice_count, slices
 
 NOW = 1_772_416_800_000  # 2026-03-02T02:00:00Z
 
