@@ -3,10 +3,12 @@
 Four ways to read the same pages (50 invocations, ~2.4 plugins each) from
 the replay server running in a child process (see `replay.py`):
 
-- ours: `ingest_region` with default settings: bodies decoded by pyarrow.json
-  and flattened by Arrow compute into declared Arrow schemas, staged files,
-  commit, compaction and the ledger row; also its walk alone (iter_pages,
-  flatten_page, RegionWriter.commit) to show what commit-time work costs;
+- ours: `ingest_region` with default settings but without the other sources
+  (the baselines read ListCommandInvocations only): probe, time slices, bodies
+  decoded by pyarrow.json and flattened by Arrow compute a few pages at a time
+  into declared Arrow schemas, staged files, commit, compaction and the ledger
+  row; and "ours + sources", the same with ListCommands and
+  DescribeInstanceInformation walked beside it, as a nightly run does;
 - naive: boto3's paginator with botocore's parser, `from_pylist`, and
   `write_to_dataset` per page (`naive.py`);
 - ceiling: the raw-parsing client in "json" mode and nothing else: signing,
@@ -22,10 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pipeline.extract import AwsSettings, RawParsing, iter_pages
-from pipeline.flatten import Lineage, flatten_page
-from pipeline.ingest import ingest_region, new_run_id
+from pipeline.ingest import IngestOptions, ingest_region, new_run_id
 from pipeline.lake import Lake
-from pipeline.schema import COMMAND_PLUGINS, INVOCATIONS
 
 from . import naive
 from .fleets import ACCOUNT, REGIONS, fleet
@@ -44,25 +44,21 @@ def _client(url: str, parsing: RawParsing = "arrow") -> object:
 
 
 def ours(url: str, work: Path) -> Counts:
+    """The region's ListCommandInvocations walk, as the baselines read it: no other source."""
+    return _ingest(url, work, IngestOptions(sources=False))
+
+
+def ours_with_sources(url: str, work: Path) -> Counts:
+    """A nightly run's region as configured by default: ListCommands and
+    DescribeInstanceInformation walked beside the invocations."""
+    return _ingest(url, work, IngestOptions())
+
+
+def _ingest(url: str, work: Path, options: IngestOptions) -> Counts:
     lake = Lake.create(work / "lake")
-    result = ingest_region(AwsSettings(endpoint_url=url), lake, new_run_id(), ACCOUNT, REGION)
+    settings = AwsSettings(endpoint_url=url)
+    result = ingest_region(settings, lake, new_run_id(), ACCOUNT, REGION, options=options)
     return result.invocations, result.plugins
-
-
-def ours_walk(url: str, work: Path) -> Counts:
-    lake = Lake.create(work / "lake")
-    run_id = new_run_id()
-    lineage = Lineage(ACCOUNT, REGION, run_id, 0)
-    writer = lake.writer(run_id, ACCOUNT, REGION)
-    invocations = plugins = 0
-    for page in iter_pages(_client(url), region=REGION):
-        flat = flatten_page(page.records, lineage)
-        writer.add(INVOCATIONS, flat.invocations)
-        writer.add(COMMAND_PLUGINS, flat.plugins)
-        invocations += flat.invocations.num_rows
-        plugins += flat.plugins.num_rows
-    writer.commit()
-    return invocations, plugins
 
 
 def naive_baseline(url: str, work: Path) -> Counts:
@@ -100,7 +96,7 @@ def dlt_pipeline(url: str, work: Path) -> Counts:
 
 VARIANTS: dict[str, Callable[[str, Path], Counts]] = {
     "ours": ours,
-    "ours, walk only": ours_walk,
+    "ours + sources": ours_with_sources,
     "naive": naive_baseline,
     "ceiling": ceiling,
     "dlt": dlt_pipeline,

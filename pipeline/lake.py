@@ -25,6 +25,7 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -376,8 +377,9 @@ class RegionWriter:
         Child tables first: a new invocation version becomes visible only
         once its plugin rows are already in place.
         """
-        for partition in self._partitions.values():
-            partition.close()
+        # Encoding and compressing the last row groups releases the GIL: two at a time.
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="close") as pool:
+            list(pool.map(_Partition.close, self._partitions.values()))
         written = [p for p in self._partitions.values() if p.written]
         clean = self._clean_months(written)
         ordered = sorted(written, key=lambda p: p.spec.name != COMMAND_PLUGINS.name)

@@ -15,15 +15,17 @@ from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.arrow_page import WIRE_SCHEMA, ArrowPage, decode
+from pipeline.arrow_page import WIRE_SCHEMA, ArrowPage, _check_utf8, decode
 from pipeline.errors import ConfigError
 from pipeline.extract import AwsSettings, Page, iter_pages, newest_requested_ms
 from pipeline.flatten import FlatPage, Lineage, flatten_page
 from pipeline.redact import Redactor
+from pipeline.walk import BATCH_RECORDS, batches
 from tests.conftest_emulator import EMULATOR_ACCOUNT
 from tests.strategies import api_records, invocation_shape
 
@@ -591,6 +593,55 @@ def test_bodies_the_per_record_path_refuses_fail_the_same_way(fetch, payload):
         assert_same(fast, reference)
 
 
+def _utf8_verdicts(data: bytes) -> tuple[bool, bool]:
+    """(Arrow's validator accepts `data`, bytes.decode accepts it)."""
+    try:
+        _check_utf8(data)
+        arrow = True
+    except pa.ArrowInvalid:
+        arrow = False
+    try:
+        data.decode("utf-8")
+        python = True
+    except UnicodeDecodeError:
+        python = False
+    return arrow, python
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"plain ascii",
+        "h\u00e9, \u4e16\u754c, \U0001f600".encode(),
+        b"\xed\xa0\x80",  # an encoded surrogate
+        b"\xc0\xaf",  # overlong
+        b"\xe0\x80\xaf",  # overlong, three bytes
+        b"\xf4\x90\x80\x80",  # past U+10FFFF
+        b"\xf5\x80\x80\x80",
+        b"\xe2\x82",  # truncated
+        b"\x80",  # a lone continuation byte
+        b"\xff",
+        b"\xed\x9f\xbf\xee\x80\x80",  # both sides of the surrogate range
+    ],
+)
+def test_utf8_check_is_as_strict_as_python(data):
+    arrow, python = _utf8_verdicts(data)
+    assert arrow == python
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.binary(max_size=3)
+        | st.text(max_size=3).map(lambda t: t.encode("utf-8", "surrogatepass")),
+        max_size=6,
+    ).map(b"".join)
+)
+def test_utf8_check_agrees_with_python_on_any_bytes(data):
+    arrow, python = _utf8_verdicts(data)
+    assert arrow == python
+
+
 # --- any page, valid or not ----------------------------------------------------------------
 
 _JSON = st.recursive(
@@ -716,3 +767,59 @@ def test_raw_parsing_true_still_means_arrow(emulator):
     assert all(isinstance(page.records, ArrowPage) for page in _walk(emulator, True, "us-east-1"))
     with pytest.raises(ConfigError, match="raw_parsing"):
         AwsSettings(raw_parsing="orjson")  # type: ignore[arg-type]
+
+
+# --- pages flattened together, as the walk does ----------------------------------------------
+
+
+def _concat(flats: list[FlatPage]) -> FlatPage:
+    return FlatPage(
+        invocations=pa.concat_tables([f.invocations for f in flats]).combine_chunks(),
+        plugins=pa.concat_tables([f.plugins for f in flats]).combine_chunks(),
+        rejected=[r for f in flats for r in f.rejected],
+    )
+
+
+@pytest.mark.parametrize("most", [1, 120, BATCH_RECORDS, 10**9])
+def test_batched_pages_flatten_as_page_by_page(emulator, most):
+    emulator.set_faults({"seed": 4, "regions": {"us-east-1": {"malformed_rate": 0.01}}})
+    pages = _walk(emulator, "arrow", "us-east-1")
+    assert any(not isinstance(p.records, ArrowPage) for p in pages)  # runs get interrupted
+    joined = list(batches(pages, most))
+    assert sum(count for _, count in joined) == len(pages)
+    if most > 1:
+        assert len(joined) < len(pages)
+    for records, count in joined:
+        if isinstance(records, ArrowPage) and count > 1:
+            assert len(records) - 50 < most  # a run stops at the page that reaches `most`
+    by_page = _concat([_flat(p, REDACTOR) for p in pages])
+    by_batch = _concat([flatten_page(r, LINEAGE, redactor=REDACTOR) for r, _ in joined])
+    assert_same(by_batch, by_page)
+
+
+def test_batches_keep_order_and_leave_other_pages_alone():
+    def arrow(first: int, size: int) -> Page:
+        ids = [{"CommandId": f"c{first + i}"} for i in range(size)]
+        invocations = pa.array(ids, pa.struct([("CommandId", pa.string())]))
+        return Page(ArrowPage(invocations, next_token=str(first)), None)
+
+    pages = [
+        arrow(0, 2),
+        arrow(2, 2),
+        Page([{"CommandId": "dict"}], None),
+        arrow(4, 3),
+        arrow(7, 1),
+    ]
+    joined = list(batches(pages, most=3))
+    shapes = [
+        (r.invocations.field("CommandId").to_pylist(), r.next_token, n)
+        if isinstance(r, ArrowPage)
+        else (r, n)
+        for r, n in joined
+    ]
+    assert shapes == [
+        (["c0", "c1", "c2", "c3"], "2", 2),
+        ([{"CommandId": "dict"}], 1),
+        (["c4", "c5", "c6"], "4", 1),
+        (["c7"], "7", 1),
+    ]
