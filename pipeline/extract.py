@@ -172,7 +172,9 @@ class AwsSettings:
 
     def client(self, session: boto3.Session, service: str, region: str) -> Any:
         config = Config(
-            retries={"mode": "adaptive", "max_attempts": self.max_attempts},
+            # Standard, not adaptive: the hot call is paced by `pacing.Pacer`, whose rate
+            # control suits many concurrent slices better than adaptive mode's.
+            retries={"mode": "standard", "max_attempts": self.max_attempts},
             read_timeout=self.read_timeout,
             connect_timeout=10,
             # One connection per time slice (see pipeline.walk), plus the sources walk.

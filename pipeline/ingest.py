@@ -40,6 +40,7 @@ from .extract import (
 )
 from .flatten import Lineage
 from .lake import PAIRED, Lake, is_compacted
+from .pacing import ASSUMED_RATE, Pacer
 from .redact import Redactor
 from .schema import COMMANDS, INGEST_RUNS, MANAGED_INSTANCES, TABLES
 from .upgrade import upgrade
@@ -234,6 +235,7 @@ def ingest_region(
     result.window_start_ms = window.start_ms(prior)
     lineage = Lineage(account_id, region, run_id, result.started_ms)
     client = settings.client(settings.session(), "ssm", region)
+    Pacer(ASSUMED_RATE).attach(client)  # one pacer per account and region, for every slice
     window_slices = _slices(client, result.window_start_ms, options, region)
     for restart in range(WALK_RESTARTS + 1):
         writer = lake.writer(run_id, account_id, region)
@@ -318,7 +320,7 @@ def _slices(
 ) -> list[Slice]:
     """Time slices up to the API's newest record; one slice when there is little to cut.
 
-    `options.slices` is the most: enough slices to keep `walk.ASSUMED_RATE`
+    `options.slices` is the most: enough slices to keep `pacing.ASSUMED_RATE`
     requests in flight given the probe's round trip, and at least two. On a
     slow, far endpoint that is all of them; on a near one (an emulator, the
     benchmarks' replay) more threads only contend for the interpreter.

@@ -27,6 +27,7 @@ from .errors import FatalAwsError
 from .extract import Page, PageRetry, iter_api_pages, iter_pages, time_filters
 from .flatten import Lineage, flatten_page, flatten_source, quarantine_table
 from .lake import RegionWriter
+from .pacing import ASSUMED_RATE
 from .redact import Redactor
 from .schema import COMMAND_PLUGINS, COMMANDS, INVOCATIONS, MANAGED_INSTANCES, QUARANTINE
 
@@ -38,8 +39,6 @@ MIN_SLICE_MS = 6 * HOUR_MS
 """Below this, a slice costs more in extra requests than it saves in waiting."""
 
 
-ASSUMED_RATE = 20.0
-"""Requests per second SSM serves one account and region, roughly; what slices must fill."""
 PAGE_OVER_PROBE = 4.0
 """How much longer a full page (50 records, output included) takes than the 1-record probe."""
 

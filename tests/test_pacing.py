@@ -1,0 +1,121 @@
+"""The pacer: a token bucket that starts at the assumed rate and follows SSM's throttling."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from pipeline.extract import AwsSettings
+from pipeline.pacing import Pacer
+
+REGION = "us-east-1"
+
+
+class FakeTime:
+    """A clock that only moves when told, and a sleep that records instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+
+
+def pacer(rate: float = 10.0, burst: float | None = None) -> tuple[Pacer, FakeTime]:
+    fake = FakeTime()
+    return Pacer(rate, burst, clock=fake.clock, sleep=fake.sleep), fake
+
+
+def test_a_burst_goes_at_once_then_requests_queue_at_the_rate():
+    p, fake = pacer(rate=10.0, burst=3)
+    waits = [p.wait() for _ in range(6)]
+    assert waits[:3] == [0.0, 0.0, 0.0]
+    assert waits[3:] == pytest.approx([0.1, 0.2, 0.3])  # each takes the next free slot
+    assert fake.slept == pytest.approx([0.1, 0.2, 0.3])
+
+
+def test_the_bucket_refills_at_the_rate_up_to_the_burst():
+    p, fake = pacer(rate=8.0, burst=2)
+    p.wait(), p.wait()
+    fake.now += 0.125
+    assert p.wait() == 0.0  # one token came back
+    assert p.wait() == pytest.approx(0.125)
+    fake.now += 60
+    assert [p.wait() for _ in range(3)][:2] == [0.0, 0.0]  # never more than the burst
+
+
+def test_a_throttle_cuts_the_rate_to_what_the_api_served_and_empties_the_bucket():
+    p, fake = pacer(rate=20.0, burst=20)
+    for _ in range(12):  # the API served four requests a second, for three seconds
+        p.wait()
+        p.served()
+        fake.now += 0.25
+    p.throttled()
+    assert p.rate == pytest.approx(4.0)  # below 20 * 0.95: the served rate wins
+    assert p.wait() == pytest.approx(0.25)  # no burst right after a throttle
+    assert p.throttles == 1
+
+
+def test_one_cut_per_burst_of_throttles_and_never_below_the_floor():
+    p, fake = pacer(rate=10.0, burst=10)
+    p.throttled()
+    p.throttled()  # the same second: the same overload
+    assert p.rate == pytest.approx(10.0 * Pacer.DECREASE)
+    for _ in range(200):
+        fake.now += Pacer.WINDOW
+        p.throttled()
+    assert p.rate == Pacer.FLOOR
+    assert p.throttles == 202
+
+
+def test_the_rate_grows_only_while_senders_wait_for_it():
+    p, fake = pacer(rate=10.0, burst=10)
+    for _ in range(10):  # within the burst: the callers, not the pacer, set the pace
+        p.wait()
+        p.served()
+    assert p.rate == 10.0
+    p.wait()  # the eleventh waits
+    p.served()
+    assert p.rate == pytest.approx(10.0 + Pacer.INCREASE / 10.0)
+
+
+def test_a_rate_must_be_positive():
+    with pytest.raises(ValueError, match="positive"):
+        Pacer(0)
+
+
+def test_every_attempt_through_botocore_is_paced_and_throttles_bring_the_rate_down(emulator):
+    """A pacer far above the API's bucket: botocore's retries absorb the throttles, every
+    attempt (retries included) waits for the pacer, and the pacer hears every throttle."""
+    emulator.set_faults(
+        {"seed": 1, "regions": {REGION: {"throttle_rate": 20, "throttle_burst": 2}}}
+    )
+    settings = AwsSettings(endpoint_url=emulator.url, raw_parsing="json")
+    client = settings.client(settings.session(), "ssm", REGION)
+    client.list_commands(MaxResults=1)  # another operation: not paced
+    p = Pacer(rate=200.0, burst=10).attach(client)
+    waits: list[float] = []
+    original = p.wait
+    p.wait = lambda: waits.append(original()) or waits[-1]  # type: ignore[method-assign]
+    pages: list[int] = []
+
+    def walk() -> None:
+        for _ in range(8):
+            pages.append(len(client.list_command_invocations(MaxResults=2)["CommandInvocations"]))
+
+    threads = [threading.Thread(target=walk) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert pages == [2] * 32  # every call succeeded in the end
+    hot = [e for e in emulator.request_log if e.get("operation") == "ListCommandInvocations"]
+    throttled = [e for e in hot if e.get("fault") == "throttle"]
+    assert len(waits) == len(hot)  # each attempt waited its turn, retries included
+    assert p.throttles == len(throttled) > 0
+    assert p.rate <= 200.0 * Pacer.DECREASE
