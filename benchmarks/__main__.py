@@ -58,6 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         help="volume of the query lakes (default: --scale)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="extraction rounds, best kept")
+    parser.add_argument(
+        "--throttle-runs",
+        type=int,
+        default=3,
+        help="throttle: flows timed, each in a fresh process (default %(default)s)",
+    )
     parser.add_argument("--fetch", action="store_true", help="queries: also fetch every column")
     parser.add_argument(
         "--query-limit",
@@ -96,7 +102,7 @@ def _run(name: str, args: argparse.Namespace) -> list[Row]:
     if name == "throttle":
         from . import throttle
 
-        return throttle.run(args.scale)
+        return throttle.run(args.scale, args.throttle_runs)
     if name == "memory":
         from . import memory
 

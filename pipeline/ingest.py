@@ -40,7 +40,7 @@ from .extract import (
 )
 from .flatten import Lineage
 from .lake import PAIRED, Lake, is_compacted
-from .pacing import ASSUMED_RATE, Pacer
+from .pacing import Pacer
 from .redact import Redactor
 from .schema import COMMANDS, INGEST_RUNS, MANAGED_INSTANCES, TABLES
 from .upgrade import upgrade
@@ -235,7 +235,7 @@ def ingest_region(
     result.window_start_ms = window.start_ms(prior)
     lineage = Lineage(account_id, region, run_id, result.started_ms)
     client = settings.client(settings.session(), "ssm", region)
-    Pacer(ASSUMED_RATE).attach(client)  # one pacer per account and region, for every slice
+    Pacer().attach(client)  # one pacer per account and region, for every slice
     window_slices = _slices(client, result.window_start_ms, options, region)
     for restart in range(WALK_RESTARTS + 1):
         writer = lake.writer(run_id, account_id, region)

@@ -8,13 +8,15 @@ requests/s that way, in waves of 8 to 34. A walk has many time slices
 waiting to send, so what costs throughput is not a throttled request (it is
 retried, another slice uses the token) but sending below the bucket's rate.
 
-`Pacer` is therefore an AIMD token bucket: it starts at the rate SSM is
-assumed to allow, gives back 5% at a throttle (at most once a second, and
-never above what the API actually served in the last second), and takes
-back half a request per second for every second in which senders had to
-wait for it. Throttles stay rare, and each costs one retried request.
-Retries themselves stay botocore's (standard mode), and their attempts wait
-for the pacer like any other request.
+`Pacer` is therefore an AIMD token bucket. It does not pace until the
+first throttle (an API that never throttles is read as fast as the slices
+go), then paces at what the API served in the last second; it gives back
+5% at each further throttle (at most once a second, and never above what
+the API actually served in the last second), and takes back half a
+request per second for every second in which senders had to wait for it.
+Throttles stay rare, and each costs one retried request. Retries themselves
+stay botocore's (standard mode), and their attempts wait for the pacer like
+any other request.
 """
 
 from __future__ import annotations
@@ -29,13 +31,18 @@ from botocore.retries.standard import RetryEventAdapter, ThrottlingErrorDetector
 
 OPERATION = "ListCommandInvocations"
 ASSUMED_RATE = 20.0
-"""Requests per second SSM serves one account and region, roughly: where pacing starts."""
+"""Requests per second SSM serves one account and region, roughly (what slices are sized
+for); where pacing starts if the very first request is throttled."""
 
 _is_throttle = ThrottlingErrorDetector(retry_event_adapter=RetryEventAdapter()).is_throttling_error
 
 
 class Pacer:
-    """A token bucket whose rate follows the API's throttling. Thread-safe."""
+    """A token bucket whose rate follows the API's throttling. Thread-safe.
+
+    Without a starting rate it does not pace at all until the first throttle:
+    an API that never throttles is read as fast as the slices can go.
+    """
 
     DECREASE = 0.95
     INCREASE = 0.5
@@ -46,16 +53,16 @@ class Pacer:
 
     def __init__(
         self,
-        rate: float,
+        rate: float | None = None,
         burst: float | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if rate <= 0:
+        if rate is not None and rate <= 0:
             raise ValueError(f"a pacer's rate must be positive, not {rate!r}")
-        self.rate = float(rate)
-        self.burst = float(burst if burst is not None else rate)
+        self.rate = None if rate is None else float(rate)
+        self._burst = burst
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -67,12 +74,21 @@ class Pacer:
         self._served: deque[float] = deque()
         self.throttles = 0
 
+    @property
+    def burst(self) -> float:
+        """Requests that may go at once after a pause: as given, or one second's worth."""
+        if self._burst is not None:
+            return float(self._burst)
+        return max(1.0, self.rate or 1.0)
+
     def wait(self) -> float:
         """Block until this request may go; returns the seconds waited."""
         with self._lock:
             now = self._clock()
             if self._started is None:
                 self._started = now
+            if self.rate is None:
+                return 0.0
             self._refill(now)
             self._tokens -= 1  # a debt is a place in the queue
             delay = -self._tokens / self.rate if self._tokens < 0 else 0.0
@@ -87,7 +103,7 @@ class Pacer:
             now = self._clock()
             self._served.append(now)
             self._forget(now)
-            if self._waited:  # the pacer, not the callers, is what limits the rate
+            if self.rate is not None and self._waited:  # the pacer limits the rate
                 self.rate += self.INCREASE / self.rate
                 self._waited = False
 
@@ -105,11 +121,15 @@ class Pacer:
             # What the API served in the last second (or since the first request).
             span = 0.0 if self._started is None else min(self.WINDOW, now - self._started)
             measured = len(self._served) / span if span > 0 else 0.0
-            cut = self.rate * self.DECREASE
-            self.rate = max(self.FLOOR, min(cut, measured) if measured else cut)
+            if self.rate is None:  # the first throttle: pacing starts
+                self.rate = max(self.FLOOR, measured or ASSUMED_RATE)
+            else:
+                cut = self.rate * self.DECREASE
+                self.rate = max(self.FLOOR, min(cut, measured) if measured else cut)
 
     def _refill(self, now: float) -> None:
-        self._tokens = min(self.burst, self._tokens + (now - self._filled) * self.rate)
+        rate = self.rate or 0.0
+        self._tokens = min(self.burst, self._tokens + (now - self._filled) * rate)
         self._filled = now
 
     def _forget(self, now: float) -> None:

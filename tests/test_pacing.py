@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from pipeline.extract import AwsSettings
-from pipeline.pacing import Pacer
+from pipeline.pacing import ASSUMED_RATE, Pacer
 
 REGION = "us-east-1"
 
@@ -26,7 +26,7 @@ class FakeTime:
         self.slept.append(seconds)
 
 
-def pacer(rate: float = 10.0, burst: float | None = None) -> tuple[Pacer, FakeTime]:
+def pacer(rate: float | None = 10.0, burst: float | None = None) -> tuple[Pacer, FakeTime]:
     fake = FakeTime()
     return Pacer(rate, burst, clock=fake.clock, sleep=fake.sleep), fake
 
@@ -61,6 +61,16 @@ def test_a_throttle_cuts_the_rate_to_what_the_api_served_and_empties_the_bucket(
     assert p.throttles == 1
 
 
+def test_a_throttle_early_in_a_walk_measures_since_its_first_request():
+    p, fake = pacer(rate=40.0, burst=40)
+    for _ in range(5):  # five served in the first quarter second: 20 a second
+        p.wait()
+        p.served()
+        fake.now += 0.05
+    p.throttled()
+    assert p.rate == pytest.approx(20.0)
+
+
 def test_one_cut_per_burst_of_throttles_and_never_below_the_floor():
     p, fake = pacer(rate=10.0, burst=10)
     p.throttled()
@@ -84,21 +94,44 @@ def test_the_rate_grows_only_while_senders_wait_for_it():
     assert p.rate == pytest.approx(10.0 + Pacer.INCREASE / 10.0)
 
 
+def test_no_pacing_until_the_first_throttle_then_the_rate_the_api_served():
+    p, fake = pacer(rate=None)
+    for _ in range(100):  # an API that does not throttle is not slowed down
+        assert p.wait() == 0.0
+        p.served()
+    fake.now += 2.0
+    for _ in range(20):  # 20 served in the last second
+        fake.now += 0.05
+        p.wait()
+        p.served()
+    p.throttled()
+    assert p.rate == pytest.approx(20.0)
+    assert p.wait() == pytest.approx(1 / 20.0)
+
+
+def test_a_first_request_throttled_starts_pacing_at_the_assumed_rate():
+    p, _ = pacer(rate=None)
+    p.wait()
+    p.throttled()
+    assert p.rate == ASSUMED_RATE
+
+
 def test_a_rate_must_be_positive():
     with pytest.raises(ValueError, match="positive"):
         Pacer(0)
 
 
 def test_every_attempt_through_botocore_is_paced_and_throttles_bring_the_rate_down(emulator):
-    """A pacer far above the API's bucket: botocore's retries absorb the throttles, every
-    attempt (retries included) waits for the pacer, and the pacer hears every throttle."""
+    """An unpaced start against a throttling API: botocore's retries absorb the throttles,
+    every attempt (retries included) waits for the pacer, and the pacer hears every
+    throttle and starts pacing."""
     emulator.set_faults(
         {"seed": 1, "regions": {REGION: {"throttle_rate": 20, "throttle_burst": 2}}}
     )
     settings = AwsSettings(endpoint_url=emulator.url, raw_parsing="json")
     client = settings.client(settings.session(), "ssm", REGION)
     client.list_commands(MaxResults=1)  # another operation: not paced
-    p = Pacer(rate=200.0, burst=10).attach(client)
+    p = Pacer().attach(client)
     waits: list[float] = []
     original = p.wait
     p.wait = lambda: waits.append(original()) or waits[-1]  # type: ignore[method-assign]
@@ -118,4 +151,4 @@ def test_every_attempt_through_botocore_is_paced_and_throttles_bring_the_rate_do
     throttled = [e for e in hot if e.get("fault") == "throttle"]
     assert len(waits) == len(hot)  # each attempt waited its turn, retries included
     assert p.throttles == len(throttled) > 0
-    assert p.rate <= 200.0 * Pacer.DECREASE
+    assert p.rate is not None
