@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import takewhile
 from typing import Any
 
 import pyarrow as pa
@@ -130,7 +131,8 @@ def walk_region(
             retry=retry,
             region=lineage.region,
         )
-        unless_stopped = (page for page in pages if not stop.is_set())
+        # No next request once another slice has failed.
+        unless_stopped = takewhile(lambda _: not stop.is_set(), pages)
         for records, page_count in batches(unless_stopped):
             if stop.is_set():
                 return

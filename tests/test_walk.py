@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
-import pytest
+import threading
+import time
 
-from pipeline.walk import HOUR_MS, MIN_SLICE_MS, RETENTION_MS, Slice, slice_count, slices
+import pytest
+from botocore.exceptions import ClientError
+
+from pipeline.errors import FatalAwsError
+from pipeline.extract import PageRetry
+from pipeline.flatten import Lineage
+from pipeline.lake import Lake
+from pipeline.walk import (
+    HOUR_MS,
+    MIN_SLICE_MS,
+    RETENTION_MS,
+    Slice,
+    slice_count,
+    slices,
+    walk_region,
+)
 
 NOW = 1_772_416_800_000  # 2026-03-02T02:00:00Z
 
@@ -52,3 +68,39 @@ def test_short_windows_are_not_cut():
 )
 def test_slices_follow_the_round_trip_up_to_the_limit(round_trip, most, expected):
     assert slice_count(round_trip, most) == expected
+
+
+class _OneSliceFails:
+    """A client whose bounded slice is refused at once while the open-ended one pages on."""
+
+    PAGES = 1000
+
+    def __init__(self) -> None:
+        self.open_ended_calls = 0
+        self._going = threading.Event()
+
+    def list_command_invocations(self, **request):
+        keys = {f["key"] for f in request.get("Filters", ())}
+        if "InvokedBefore" in keys:  # the older slice: refused once the other one is going
+            self._going.wait(10)
+            error = {"Error": {"Code": "AccessDeniedException", "Message": "not allowed"}}
+            raise ClientError(error, "ListCommandInvocations")
+        self.open_ended_calls += 1
+        if self.open_ended_calls == 3:
+            self._going.set()
+        token = int(request.get("NextToken", 0)) + 1
+        time.sleep(0.002)
+        record = {"CommandId": f"c-{token}", "InstanceId": "i-1", "RequestedDateTime": NOW / 1000}
+        response = {"CommandInvocations": [record]}
+        return {**response, "NextToken": str(token)} if token < self.PAGES else response
+
+
+def test_the_first_failing_slice_stops_the_others(tmp_path):
+    client = _OneSliceFails()
+    lake = Lake.create(tmp_path / "lake")
+    writer = lake.writer("run-1", "111111111111", "us-east-1")
+    lineage = Lineage("111111111111", "us-east-1", "run-1", NOW)
+    with pytest.raises(FatalAwsError, match="AccessDenied"):
+        walk_region(client, writer, lineage, slices(None, NOW, 2), retry=PageRetry(attempts=0))
+    writer.abort()
+    assert client.open_ended_calls < 50  # not all 1000 pages: it stopped at the failure
