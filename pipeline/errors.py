@@ -22,12 +22,17 @@ class LakeBusyError(SsmEtlError):
 
 
 class AwsError(SsmEtlError):
-    """An AWS call failed. `code` is AWS's error code, `region` where it happened."""
+    """An AWS call failed. `code` is AWS's error code, `region` where it happened.
+
+    `slice` is the index of the time slice whose walk failed (`pipeline.walk`),
+    None outside one.
+    """
 
     def __init__(self, message: str, *, code: str = "", region: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.region = region
+        self.slice: int | None = None
 
 
 class RetriableAwsError(AwsError):

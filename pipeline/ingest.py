@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -210,7 +211,13 @@ def _regions(
 
 
 WALK_RESTARTS = 2
-"""How often a window is re-read from its start after InvalidNextToken."""
+"""How often each time slice may fail with InvalidNextToken before the region fails.
+
+Every failure re-reads the whole window (what was staged is dropped), but
+the budget is per slice: each slice is its own query with its own tokens,
+and a walk that stops the other slices at the first failure can meet each
+slice's expired token in a separate attempt.
+"""
 
 
 def ingest_region(
@@ -237,7 +244,8 @@ def ingest_region(
     client = settings.client(settings.session(), "ssm", region)
     Pacer().attach(client)  # one pacer per account and region, for every slice
     window_slices = _slices(client, result.window_start_ms, options, region)
-    for restart in range(WALK_RESTARTS + 1):
+    failures: Counter[int | None] = Counter()  # InvalidNextToken per slice
+    while True:
         writer = lake.writer(run_id, account_id, region)
         # The sources (ListCommands, DescribeInstanceInformation) are a few
         # sequential pages: walked beside the slices, they cost no extra time.
@@ -273,7 +281,10 @@ def ingest_region(
         except AwsError as exc:
             writer.abort()
             exc.region = exc.region or region
-            if exc.code != "InvalidNextToken" or restart == WALK_RESTARTS:
+            if exc.code != "InvalidNextToken":
+                raise
+            failures[exc.slice] += 1
+            if failures[exc.slice] > WALK_RESTARTS:
                 raise
             log.warning(
                 "%s %s: InvalidNextToken mid-walk; re-reading the window", account_id, region

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .arrow_page import ArrowPage
-from .errors import FatalAwsError
+from .errors import AwsError, FatalAwsError
 from .extract import Page, PageRetry, iter_api_pages, iter_pages, time_filters
 from .flatten import Lineage, flatten_page, flatten_source, quarantine_table
 from .lake import RegionWriter
@@ -124,6 +124,13 @@ def walk_region(
     stop = threading.Event()
 
     def one(stream: int, part: Slice) -> None:
+        try:
+            walk_slice(stream, part)
+        except AwsError as exc:
+            exc.slice = stream  # what the caller's restart budget is kept by
+            raise
+
+    def walk_slice(stream: int, part: Slice) -> None:
         pages = iter_pages(
             client,
             invoked_after=_ms(part.after_ms),

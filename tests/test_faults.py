@@ -15,11 +15,13 @@ import pytest
 from pipeline.config import RunConfig
 from pipeline.emulator import Emulator, FleetSpec
 from pipeline.emulator.faults import FaultSpec, RegionFaults
+from pipeline.errors import AwsError
 from pipeline.extract import AwsSettings, PageRetry
 from pipeline.flatten import Lineage, flatten_page
-from pipeline.ingest import IngestOptions, run_local
+from pipeline.ingest import WALK_RESTARTS, IngestOptions, run_local
 from pipeline.lake import Lake
 from pipeline.views import connect
+from pipeline.walk import walk_region
 from tests.truth import expected_invocation, expected_plugins, key, view_rows
 
 NOW = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
@@ -106,6 +108,52 @@ def test_transient_faults_lose_nothing_and_duplicate_nothing(tmp_path, faults, l
     truth.assert_lake(lake)
     stored = connect(Lake.open(lake)).sql("SELECT count(*) FROM invocations").fetchall()[0][0]
     assert stored == sum(r.invocations for r in summary.results)  # no page counted twice
+
+
+class _TokensExpire:
+    """walk_region, but the listed slices' tokens expire, one slice per attempt."""
+
+    def __init__(self, failing: list[int]) -> None:
+        self.failing = failing
+        self.attempts = 0
+
+    def __call__(self, *args, **kwargs):
+        self.attempts += 1
+        if self.failing:
+            message = "InvalidNextToken: The specified token is not valid."  # as extract words it
+            error = AwsError(message, code="InvalidNextToken")
+            error.slice = self.failing.pop(0)
+            raise error
+        return walk_region(*args, **kwargs)
+
+
+def test_each_slice_may_meet_an_expired_token_in_its_own_attempt(tmp_path, monkeypatch):
+    """Four slices, each failing in a separate attempt: more restarts than any one slice's budget.
+
+    The walk stops every slice at the first failure, so the slices whose
+    tokens also expire meet it one attempt at a time (CI saw this against the
+    emulator's `invalid_token_once`, which spoils each slice's query once).
+    """
+    walk = _TokensExpire([0, 1, 2, 3])
+    monkeypatch.setattr("pipeline.ingest.walk_region", walk)
+    truth = Truth()
+    with Emulator(_spec()) as emulator:
+        summary = _run(emulator, tmp_path / "lake", slices=4)
+        truth.observe(emulator)
+    assert summary.exit_code == 0, summary.render()
+    assert walk.attempts == 4 + 2  # the faulty region's four restarts, and the clean region
+    truth.assert_lake(tmp_path / "lake")
+
+
+def test_one_slice_that_keeps_failing_fails_the_region(tmp_path, monkeypatch):
+    walk = _TokensExpire([2] * (WALK_RESTARTS + 1))
+    monkeypatch.setattr("pipeline.ingest.walk_region", walk)
+    with Emulator(_spec(regions=(FAULTY,))) as emulator:
+        config = RunConfig(lake=str(tmp_path / "lake"), regions=(FAULTY,), grace_seconds=0)
+        summary = run_local(config, AwsSettings(endpoint_url=emulator.url), options=NO_WAIT)
+    assert summary.exit_code == 1
+    assert "InvalidNextToken" in summary.results[0].error
+    assert walk.attempts == WALK_RESTARTS + 1
 
 
 @pytest.mark.parametrize(

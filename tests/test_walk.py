@@ -100,7 +100,9 @@ def test_the_first_failing_slice_stops_the_others(tmp_path):
     lake = Lake.create(tmp_path / "lake")
     writer = lake.writer("run-1", "111111111111", "us-east-1")
     lineage = Lineage("111111111111", "us-east-1", "run-1", NOW)
-    with pytest.raises(FatalAwsError, match="AccessDenied"):
-        walk_region(client, writer, lineage, slices(None, NOW, 2), retry=PageRetry(attempts=0))
+    window = slices(None, NOW, 2)
+    with pytest.raises(FatalAwsError, match="AccessDenied") as failure:
+        walk_region(client, writer, lineage, window, retry=PageRetry(attempts=0))
     writer.abort()
+    assert window[failure.value.slice].before_ms is not None  # it names the slice that failed
     assert client.open_ended_calls < 50  # not all 1000 pages: it stopped at the failure

@@ -45,6 +45,8 @@ class RegionFaults:
     slow_seconds: float = 5.0
     empty_pages: float = 0.0
     repeat_token: bool = False
+    # The region's NextTokens expire once, at the first one it is sent: that request
+    # and every token issued before it answer InvalidNextToken; later tokens work.
     invalid_token_once: bool = False
     access_denied: bool = False
     unrecognized_client: bool = False
@@ -174,14 +176,14 @@ class _Bucket:
 
 
 class Injector:
-    """A FaultSpec's live state: token buckets, dice, and walks waiting to fail."""
+    """A FaultSpec's live state: token buckets, dice, and regions whose tokens have expired."""
 
     def __init__(self, spec: FaultSpec) -> None:
         self.spec = spec
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._dice: dict[tuple[str, str], random.Random] = {}
-        self._walks: dict[bytes, str] = {}
+        self._rotated: set[tuple[str, str]] = set()
 
     def admit(self, account: str, region: str) -> Refusal | None:
         faults = self.spec.for_region(region)
@@ -208,8 +210,8 @@ class Injector:
                     return Refusal("throttle", "ThrottlingException", "Rate exceeded")
         return None
 
-    def draw(self, account: str, region: str, scope: bytes, has_token: bool) -> Draw:
-        """Roll the dice for one request; `scope` names its query, for invalid_token_once."""
+    def draw(self, account: str, region: str, has_token: bool) -> Draw:
+        """Roll the dice for one request; `has_token`: it carries a NextToken."""
         faults = self.spec.for_region(region)
         if faults is None:
             return Draw()
@@ -222,7 +224,9 @@ class Injector:
             fault = "reset" if reset < faults.reset_rate else None
             if fault is None and error < faults.error_rate:
                 fault = "error"
-            if fault is None and faults.invalid_token_once and self._spoil(scope, has_token):
+            expires = faults.invalid_token_once and (account, region) not in self._rotated
+            if fault is None and expires and has_token:
+                self._rotated.add((account, region))
                 fault = "invalid_token"
         return Draw(
             fault,
@@ -230,18 +234,6 @@ class Injector:
             empty < faults.empty_pages,
             faults.repeat_token,
         )
-
-    def _spoil(self, scope: bytes, has_token: bool) -> bool:
-        """A walk's first NextToken fails; its retry, or a restart from the top, works."""
-        if not has_token:
-            if self._walks.pop(scope, None) != "failed":
-                self._walks[scope] = "armed"
-            return False
-        if self._walks.get(scope) == "armed":
-            self._walks[scope] = "failed"
-            return True
-        self._walks.pop(scope, None)
-        return False
 
     def malformed(self, region: str, record: Mapping[str, Any]) -> str | None:
         """How this (valid, rendered) record is corrupted on the wire, if at all."""

@@ -62,7 +62,11 @@ class Emulator:
         self.host, self.port = host, port
         self.request_log: list[dict[str, Any]] = []
         self._log_lock = threading.Lock()
-        self._tokens = Tokens(secrets.token_bytes(32))
+        self._secret = secrets.token_bytes(32)
+        self._tokens = Tokens(self._secret)
+        # ListCommandInvocations' tokens per (account, region) are signed with a key
+        # that invalid_token_once rotates, which expires every token issued before.
+        self._token_keys: dict[tuple[str, str], Tokens] = {}
         self.sessions = iam.Sessions(spec.account_id, spec.credential_seconds)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -213,9 +217,7 @@ class Emulator:
             entry["fault"] = refusal.fault
             raise ApiError(refusal.code, refusal.message)
         request = Request(params)
-        draw = injector.draw(
-            account, region, request.scope(account, region), bool(request.next_token)
-        )
+        draw = injector.draw(account, region, bool(request.next_token))
         faults = ["slow"] if draw.slow else []
         if draw.fault is not None:
             faults.append(draw.fault)
@@ -227,13 +229,16 @@ class Emulator:
         if draw.fault == "error":
             raise ApiError("InternalServerError", "Internal Server Error", 500)
         if draw.fault == "invalid_token":
+            with self._log_lock:
+                self._token_keys[(account, region)] = Tokens(secrets.token_bytes(32))
             raise ApiError("InvalidNextToken", "The specified token is not valid.")
         if self.spec.page_delay:
             time.sleep(self.spec.page_delay)
         now = self.clock.now_ms()
         window = history(self.spec, account, region, now)
+        tokens = self._token_keys.get((account, region), self._tokens)
         result = list_command_invocations(
-            request, window=window, now=now, tokens=self._tokens, account=account,
+            request, window=window, now=now, tokens=tokens, account=account,
             region=region, empty=draw.empty, repeat_token=draw.repeat_token,
         )  # fmt: skip
         if draw.empty and not result["CommandInvocations"] and "NextToken" in result:
