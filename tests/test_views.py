@@ -254,7 +254,7 @@ def test_report_views_and_macros_have_these_columns(lake):
             ("plugin_name", "VARCHAR"),
             ("response_code", "INTEGER"),
             ("failures", "BIGINT"),
-            ("invocations_affected", "BIGINT"),
+            ("instances_affected", "BIGINT"),
             ("last_failed_date_time", tz),
         ],
         "invocation_durations": [
@@ -409,16 +409,16 @@ def test_plugin_failures_by_document_plugin_and_code(fleet):
     ]
 
 
-def test_plugin_failures_count_plugins_and_invocations_apart(lake):
+def test_plugin_failures_count_failed_runs_and_instances_apart(lake):
     first, second = at("2024-03-01T00:00:00"), at("2024-03-02T00:00:00")
     ingest(lake, [
-        invocation("c1", "i-01", first, "Failed", plugins=[
-            plugin("step", "Failed", 1), plugin("step", "Failed", 1),
-        ]),
+        invocation("c1", "i-01", first, "Failed", plugins=[plugin("step", "Failed", 1)]),
         invocation("c2", "i-01", second, "Failed", plugins=[plugin("step", "Failed", 1)]),
+        invocation("c2", "i-02", first, "Failed", plugins=[plugin("step", "Failed", 1)]),
         invocation("c3", "i-01", second, "Success", plugins=[plugin("step", "Success", 0)]),
     ])  # fmt: skip
     con = open_lake(lake)
+    # three failed runs of "step", on two instances (i-01 failed on two nights)
     assert rows(con, "SELECT * FROM plugin_failures") == [(SHELL, "step", 1, 3, 2, second)]
 
 
