@@ -286,8 +286,9 @@ def ingest_region(
             failures[exc.slice] += 1
             if failures[exc.slice] > WALK_RESTARTS:
                 raise
+            where = "" if exc.slice is None else f" in time slice {exc.slice + 1}"
             log.warning(
-                "%s %s: InvalidNextToken mid-walk; re-reading the window", account_id, region
+                "%s %s: InvalidNextToken%s; re-reading the window", account_id, region, where
             )
         except BaseException:
             writer.abort()
