@@ -3,13 +3,19 @@
 -- so a stale or failing region stands out. A region appears if either the
 -- ledger or the data knows it.
 CREATE OR REPLACE VIEW data_freshness AS
-WITH runs AS (
+-- The regions the data knows come from `newest`, so invocations are scanned once.
+WITH newest AS (
+    SELECT account_id, region, max(requested_date_time) AS newest_invocation_at
+    FROM invocations
+    GROUP BY account_id, region
+),
+runs AS (
     SELECT * FROM ingest_runs WHERE purged_months IS NULL
 ),
 regions AS (
     SELECT account_id, region FROM runs
     UNION
-    SELECT account_id, region FROM invocations
+    SELECT account_id, region FROM newest
 ),
 last_run AS (
     SELECT account_id, region, run_id, finished_at, status, error
@@ -22,11 +28,6 @@ last_success AS (
     SELECT account_id, region, max(finished_at) AS last_success_at
     FROM runs
     WHERE status = 'succeeded'
-    GROUP BY account_id, region
-),
-newest AS (
-    SELECT account_id, region, max(requested_date_time) AS newest_invocation_at
-    FROM invocations
     GROUP BY account_id, region
 )
 SELECT

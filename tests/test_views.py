@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from pipeline import ledger
 from pipeline.lake import Lake
 from pipeline.schema import COMMAND_PLUGINS_SCHEMA, INVOCATIONS_SCHEMA, TIMESTAMP
 from pipeline.views import connect
@@ -483,6 +484,40 @@ def test_patch_compliance_is_the_last_seven_days_until_now(lake):
         ("i-01", "Success", True),
         ("i-02", "Success", False),
         ("i-03", None, False),
+    ]
+
+
+# --- data_freshness --------------------------------------------------------------------
+
+
+def _ledger_row(run_id, region, finished, status, error=None, purged=None) -> dict:
+    return {
+        "run_id": run_id, "account_id": ACCOUNT, "region": region,
+        "started_at": finished - s(60), "finished_at": finished,
+        "window_start": None, "window_end": None, "pages": 0, "invocations": 0, "plugins": 0,
+        "quarantined": 0, "status": status, "error": error, "watermark": None,
+        "purged_months": purged, "commands": None, "managed_instances": None,
+    }  # fmt: skip
+
+
+def test_data_freshness_shows_every_region_the_ledger_or_the_data_knows(lake):
+    """A failing region, a region never succeeded and a region with data but no ledger."""
+    day1, day2, day3 = (
+        at("2024-03-06T03:00:00"),
+        at("2024-03-07T03:00:00"),
+        at("2024-03-08T03:00:00"),
+    )
+    ingest(lake, FLEET)  # newest invocation at T
+    ingest(lake, FLEET_EAST, region="ap-south-1")  # data the ledger does not know
+    ledger.append(lake, _ledger_row("run-1", REGION, day1, "succeeded"))
+    ledger.append(lake, _ledger_row("run-2", REGION, day2, "failed", error="AccessDenied: no"))
+    ledger.append(lake, _ledger_row("purge-1", REGION, day3, "succeeded", purged=["2023-01"]))
+    ledger.append(lake, _ledger_row("run-2", EAST, day2, "failed", error="throttled"))
+    assert rows(open_lake(lake), "SELECT * FROM data_freshness") == [
+        # the purge is not a run: the last run is the failed one, the last success before it
+        (ACCOUNT, "ap-south-1", None, None, None, None, None, at("2024-03-05T23:59:59.999")),
+        (ACCOUNT, REGION, "run-2", day2, "failed", "AccessDenied: no", day1, T),
+        (ACCOUNT, EAST, "run-2", day2, "failed", "throttled", None, None),
     ]
 
 
