@@ -36,10 +36,13 @@ import pyarrow.parquet as pq
 from pipeline.lake import FORMAT_VERSION, Lake
 from pipeline.schema import (
     COMMAND_PLUGINS,
+    COMMANDS,
     INGEST_RUNS,
     INGEST_RUNS_SCHEMA,
     INVOCATIONS,
+    MANAGED_INSTANCES,
     TIMESTAMP,
+    TableSpec,
 )
 
 from . import synthetic
@@ -47,6 +50,8 @@ from . import synthetic
 FULL_INVOCATIONS = 5_000_000
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2", "us-west-2")
 SHAPES = ("compacted", "uncompacted")
+TABLES_WRITTEN = ["invocations", "command_plugins", "commands", "managed_instances", "ingest_runs"]
+"""In the marker, so that lakes from a generator that wrote fewer tables are rebuilt."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,9 @@ class Day:
     day: date
     invocations: pa.Table
     plugins: pa.Table
+    commands: pa.Table
+    inventory: pa.Table
+    """The managed instances as the night that first reads `day` lists them."""
 
 
 class PartitionWriter:
@@ -117,13 +125,22 @@ class PartitionWriter:
             for spec, tables in (
                 (COMMAND_PLUGINS, [d.plugins for d in group]),
                 (INVOCATIONS, [d.invocations for d in group]),
+                (COMMANDS, [d.commands for d in group]),
             ):
-                directory = self.root / spec.name / self._partition(month)
-                directory.mkdir(parents=True, exist_ok=True)
-                name = f"part-{night.run_id}-{suffix}{uuid.uuid4().hex[:8]}.parquet"
-                table = night.stamp(pa.concat_tables(tables))
-                pq.write_table(table.cast(spec.file_schema), directory / name, compression="zstd")
-                self.files += 1
+                self._write(spec, month, night.stamp(pa.concat_tables(tables)), night, suffix)
+
+    def snapshots(self, tables: list[pa.Table], night: Night, suffix: str = "") -> None:
+        """Inventory snapshots (already stamped), one file in the account/region partition."""
+        self._write(MANAGED_INSTANCES, None, pa.concat_tables(tables), night, suffix)
+
+    def _write(
+        self, spec: TableSpec, month: str | None, table: pa.Table, night: Night, suffix: str
+    ) -> None:
+        directory = self.root / spec.name / self._partition(month)
+        directory.mkdir(parents=True, exist_ok=True)
+        name = f"part-{night.run_id}-{suffix}{uuid.uuid4().hex[:8]}.parquet"
+        pq.write_table(table.cast(spec.file_schema), directory / name, compression="zstd")
+        self.files += 1
 
     def ledger(self, rows: list[dict[str, object]], run_id: str) -> None:
         directory = self.root / INGEST_RUNS.name / self._partition(None)
@@ -142,8 +159,11 @@ def _history(spec: LakeSpec, account: str, region: str) -> Iterator[Day]:
     seed = int(hashlib.sha256(f"{spec.seed}:{account}:{region}".encode()).hexdigest()[:12], 16)
     rng = np.random.default_rng(seed)
     fleet, texts = synthetic.fleet(rng, spec.per_day), synthetic.outputs(rng)
+    inventory_rng = np.random.default_rng(seed + 1)  # the invocations stay as without it
     for day in spec.nights():
-        yield Day(day, *synthetic.day_tables(rng, fleet, texts, day, spec.per_day))
+        night = Night.of(day, account, spec.seed)
+        listed = night.stamp(synthetic.snapshot(inventory_rng, fleet, night.ingested_ms))
+        yield Day(day, *synthetic.day_tables(rng, fleet, texts, day, spec.per_day), listed)
 
 
 def _ledger_row(night: Night, account: str, region: str, days: list[Day]) -> dict[str, object]:
@@ -165,6 +185,7 @@ def generate_region(spec: LakeSpec, roots: dict[str, Path], account: str, region
     window: deque[Day] = deque(maxlen=spec.lookback_days + 1)
     month: list[Day] = []
     ledger: list[dict[str, object]] = []
+    inventory: list[pa.Table] = []  # every night's snapshot, newest first, as compaction keeps it
 
     def settle(day: Day, last_seen: Night) -> None:
         """`day` will not be re-read: its latest version joins the compacted month."""
@@ -181,11 +202,14 @@ def generate_region(spec: LakeSpec, roots: dict[str, Path], account: str, region
         night = Night.of(day.day, account, spec.seed)
         read = list(window)[::-1]
         nightly.write(read, night)
+        nightly.snapshots([day.inventory], night)
+        inventory.insert(0, day.inventory)
         ledger.append(_ledger_row(night, account, region, read))
         nightly.ledger([ledger[-1]], night.run_id)
     for day in window:
         settle(day, night)  # type: ignore[arg-type]
     compacted.write(month[::-1], night, "c")  # type: ignore[arg-type]
+    compacted.snapshots(inventory, night, "c")  # type: ignore[arg-type]
     compacted.ledger(ledger, night.run_id)  # type: ignore[union-attr]
 
 
@@ -193,7 +217,9 @@ def generate(out: Path, spec: LakeSpec) -> dict[str, Path]:
     """Both shapes under `out`; reused as they are when `out` holds the same spec."""
     roots = {shape: out / shape for shape in SHAPES}
     marker = out / "generated.json"
-    wanted = json.dumps({**asdict(spec), "lake_format": FORMAT_VERSION}, sort_keys=True)
+    wanted = json.dumps(
+        {**asdict(spec), "lake_format": FORMAT_VERSION, "tables": TABLES_WRITTEN}, sort_keys=True
+    )
     if marker.is_file() and marker.read_text() == wanted:
         return roots
     shutil.rmtree(out, ignore_errors=True)

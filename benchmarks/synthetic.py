@@ -19,12 +19,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.schema import COMMAND_PLUGINS, INVOCATIONS
+from pipeline.schema import COMMAND_PLUGINS, COMMANDS, INVOCATIONS, MANAGED_INSTANCES
 
 DAY_MS = 86_400_000
 LINEAGE = ("run_id", "ingested_at")
 INVOCATION_CORE = pa.schema([f for f in INVOCATIONS.file_schema if f.name not in LINEAGE])
 PLUGIN_CORE = pa.schema([f for f in COMMAND_PLUGINS.file_schema if f.name not in LINEAGE])
+COMMAND_CORE = pa.schema([f for f in COMMANDS.file_schema if f.name not in LINEAGE])
+INSTANCE_CORE = pa.schema([f for f in MANAGED_INSTANCES.file_schema if f.name not in LINEAGE])
 SPAN = ("plugins_started_date_time", "plugins_finished_date_time")
 """Derived from the plugins (see pipeline.flatten), so drawn after them."""
 INVOCATION_DRAWN = pa.schema([f for f in INVOCATION_CORE if f.name not in SPAN])
@@ -102,10 +104,60 @@ def _commands(rng: np.random.Generator, fleet: Fleet, day: date, count: int):  #
     return plan
 
 
+def _table(schema: pa.Schema, rows: int, columns: dict[str, pa.Array]) -> pa.Table:
+    """`columns` in `schema`, every other column null."""
+    return pa.Table.from_arrays(
+        [columns.get(f.name, pa.nulls(rows, f.type)) for f in schema], schema=schema
+    )
+
+
+def snapshot(rng: np.random.Generator, fleet: Fleet, at_ms: int) -> pa.Table:
+    """The fleet as DescribeInstanceInformation lists it at `at_ms`, without lineage columns."""
+    n = len(fleet.ids)
+    windows = pa.array(fleet.windows)
+    online = pa.array(rng.random(n) < 0.97)
+    seen = pa.array(np.full(n, at_ms) - rng.integers(0, 300_000, n), pa.int64())
+    return _table(INSTANCE_CORE, n, {
+        "instance_id": fleet.ids,
+        "name": fleet.names,
+        "ping_status": pc.if_else(online, "Online", "ConnectionLost"),
+        "last_ping_date_time": seen.cast(pa.timestamp("ms", tz="UTC")),
+        "agent_version": pa.array(["3.3.1345.0"] * n),
+        "is_latest_version": pa.array(np.ones(n, dtype=bool)),
+        "platform_type": pc.if_else(windows, "Windows", "Linux"),
+        "platform_name": pc.if_else(windows, "Microsoft Windows Server 2022 Datacenter",
+                                    "Amazon Linux"),
+        "resource_type": pa.array(["EC2Instance"] * n),
+    })  # fmt: skip
+
+
+def _command_table(
+    plan: list[tuple[int, int, np.ndarray]], ids: list[str], fleet: Fleet
+) -> pa.Table:
+    """ListCommands' rows of the day's commands, newest first; patching is Operation=Install."""
+    order = np.argsort([-requested for _, requested, _ in plan], kind="stable")
+    plan, ids = [plan[i] for i in order], [ids[i] for i in order]
+    n = len(plan)
+    requested = pa.array([r for _, r, _ in plan], pa.int64())
+    install = [("Operation", ["Install"]), ("RebootOption", ["RebootIfNeeded"])]
+    return _table(COMMAND_CORE, n, {
+        "command_id": pa.array(ids),
+        "document_name": pa.array(DOCUMENTS).take(pa.array([d for d, _, _ in plan])),
+        "parameters": pa.array([install if d == 0 else [] for d, _, _ in plan],
+                               COMMAND_CORE.field("parameters").type),
+        "instance_ids": pa.array([fleet.ids.take(pa.array(t)).to_pylist() for _, _, t in plan]),
+        "requested_date_time": requested.cast(pa.timestamp("ms", tz="UTC")),
+        "requested_date": pc.divide(requested, DAY_MS).cast(pa.int32()).cast(pa.date32()),
+        "status": pa.array(["Success"] * n),
+        "target_count": pa.array([len(t) for _, _, t in plan], pa.int32()),
+        "completed_count": pa.array([len(t) for _, _, t in plan], pa.int32()),
+    })  # fmt: skip
+
+
 def day_tables(
     rng: np.random.Generator, fleet: Fleet, texts: pa.Array, day: date, count: int
-) -> tuple[pa.Table, pa.Table]:
-    """One day's invocations and plugins, newest first, without lineage columns."""
+) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """One day's invocations, plugins and commands, newest first, without lineage columns."""
     plan = _commands(rng, fleet, day, count)
     sizes = [len(t) for _, _, t in plan]
     command = np.repeat(np.arange(len(plan)), sizes)
@@ -117,7 +169,8 @@ def day_tables(
         a[order] for a in (command, instance, requested, document)
     )
     n = len(order)
-    ids = pa.array([str(uuid.UUID(bytes=rng.bytes(16), version=4)) for _ in plan]).take(command)
+    command_ids = [str(uuid.UUID(bytes=rng.bytes(16), version=4)) for _ in plan]
+    ids = pa.array(command_ids).take(command)
     weights = np.array([w for _, _, w in OUTCOMES], dtype=float)
     outcome = rng.choice(len(OUTCOMES), n, p=weights / weights.sum())
     instance_ids = fleet.ids.take(instance)
@@ -149,7 +202,7 @@ def day_tables(
     )
     plugins, span = _plugins(rng, invocations, document, outcome, texts)
     invocations = pa.Table.from_arrays(invocations.columns + span, schema=INVOCATION_CORE)
-    return invocations, plugins
+    return invocations, plugins, _command_table(plan, command_ids, fleet)
 
 
 def _plugins(

@@ -2,7 +2,9 @@
 -- inventory snapshot (DescribeInstanceInformation) saw them: the compliance
 -- denominator. Instances gone from the inventory drop out of this view.
 CREATE OR REPLACE VIEW managed_instances AS
-WITH snapshots AS (
+-- NOT MATERIALIZED: read twice below, DuckDB would otherwise buffer every column of
+-- every snapshot (a year of nightly snapshots is millions of rows) before either.
+WITH snapshots AS NOT MATERIALIZED (
     SELECT
         account_id,
         region,
@@ -30,15 +32,18 @@ WITH snapshots AS (
         union_by_name = true,
         hive_types = {'account_id': VARCHAR, 'region': VARCHAR}
     )
-)
-SELECT * EXCLUDE (snapshot_rank)
-FROM (
-    SELECT
-        *,
-        dense_rank() OVER (
-            PARTITION BY account_id, region ORDER BY ingested_at DESC, run_id DESC
-        ) AS snapshot_rank
+),
+-- The newest snapshot by a hash aggregate and a semi join rather than ranking
+-- every stored row: the windows below only see the newest snapshot's rows.
+latest AS (
+    SELECT account_id, region, max(ingested_at) AS ingested_at
     FROM snapshots
+    GROUP BY account_id, region
 )
-WHERE snapshot_rank = 1
-QUALIFY row_number() OVER (PARTITION BY account_id, region, instance_id) = 1;
+SELECT *
+FROM snapshots
+SEMI JOIN latest USING (account_id, region, ingested_at)
+-- Two runs stamped alike (not seen in practice): the later run_id's snapshot, each
+-- instance once.
+QUALIFY dense_rank() OVER (PARTITION BY account_id, region ORDER BY run_id DESC) = 1
+    AND row_number() OVER (PARTITION BY account_id, region, instance_id ORDER BY run_id DESC) = 1;

@@ -7,13 +7,20 @@
 -- from their region's latest inventory snapshot no longer count: `compliant`
 -- is NULL for them (`in_inventory` = false). Windows are measured in UTC.
 CREATE OR REPLACE MACRO patch_compliance_within(days, as_of := now()) AS TABLE
-WITH inventoried AS (
-    SELECT DISTINCT account_id, region FROM managed_instances
-),
-instances AS (
-    SELECT account_id, region, instance_id FROM invocations
-    UNION
-    SELECT account_id, region, instance_id FROM managed_instances
+WITH instances AS (
+    -- Every known instance, whether the latest inventory lists it, and whether its
+    -- region has an inventory at all; managed_instances is read once (a year of
+    -- nightly snapshots is millions of rows).
+    SELECT
+        account_id,
+        region,
+        instance_id,
+        m.listed IS NOT NULL AS listed,
+        bool_or(m.listed IS NOT NULL) OVER (PARTITION BY account_id, region) AS inventoried
+    FROM (SELECT DISTINCT account_id, region, instance_id FROM invocations)
+    FULL OUTER JOIN (
+        SELECT DISTINCT account_id, region, instance_id, true AS listed FROM managed_instances
+    ) AS m USING (account_id, region, instance_id)
 ),
 patch_runs AS (
     SELECT
@@ -55,12 +62,9 @@ SELECT
     ((epoch_ms(CAST(as_of AS TIMESTAMPTZ)) - epoch_ms(p.latest_patch_requested_date_time))
         / 86400000.0)::DOUBLE AS latest_patch_age_days,
     p.last_success_date_time,
+    CASE WHEN inventoried THEN listed END AS in_inventory,
     CASE
-        WHEN inv.account_id IS NULL THEN NULL
-        ELSE m.instance_id IS NOT NULL
-    END AS in_inventory,
-    CASE
-        WHEN inv.account_id IS NOT NULL AND m.instance_id IS NULL THEN NULL
+        WHEN inventoried AND NOT listed THEN NULL
         ELSE coalesce(
             timezone('UTC', p.last_success_date_time)
                 >= timezone('UTC', CAST(as_of AS TIMESTAMPTZ)) - INTERVAL (days) DAY,
@@ -68,6 +72,4 @@ SELECT
         )
     END AS compliant
 FROM instances
-LEFT JOIN latest_patch AS p USING (account_id, region, instance_id)
-LEFT JOIN inventoried AS inv USING (account_id, region)
-LEFT JOIN managed_instances AS m USING (account_id, region, instance_id);
+LEFT JOIN latest_patch AS p USING (account_id, region, instance_id);
