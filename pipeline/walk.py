@@ -17,7 +17,6 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import takewhile
 from typing import Any
 
 import pyarrow as pa
@@ -72,6 +71,15 @@ def batches(pages: Iterable[Page], most: int = BATCH_RECORDS) -> Iterator[tuple[
             yield page.records, 1
     if run:
         yield ArrowPage.concat(run), len(run)
+
+
+def _until(stop: threading.Event, pages: Iterator[Page]) -> Iterator[Page]:
+    """`pages` while `stop` is unset, checked before each next page is requested."""
+    while not stop.is_set():
+        page = next(pages, None)
+        if page is None:
+            return
+        yield page
 
 
 @dataclass(frozen=True)
@@ -138,9 +146,7 @@ def walk_region(
             retry=retry,
             region=lineage.region,
         )
-        # No next request once another slice has failed.
-        unless_stopped = takewhile(lambda _: not stop.is_set(), pages)
-        for records, page_count in batches(unless_stopped):
+        for records, page_count in batches(_until(stop, pages)):
             if stop.is_set():
                 return
             flat = flatten_page(records, lineage, redactor=redactor)

@@ -130,9 +130,8 @@ class _TokensExpire:
 def test_each_slice_may_meet_an_expired_token_in_its_own_attempt(tmp_path, monkeypatch):
     """Four slices, each failing in a separate attempt: more restarts than any one slice's budget.
 
-    The walk stops every slice at the first failure, so the slices whose
-    tokens also expire meet it one attempt at a time (CI saw this against the
-    emulator's `invalid_token_once`, which spoils each slice's query once).
+    The walk stops every slice at the first failure, so slices whose tokens
+    expire independently can meet it one attempt at a time.
     """
     walk = _TokensExpire([0, 1, 2, 3])
     monkeypatch.setattr("pipeline.ingest.walk_region", walk)

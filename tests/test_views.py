@@ -419,7 +419,7 @@ def test_plugin_failures_count_every_failed_run(lake):
         invocation("c3", "i-01", second, "Success", plugins=[plugin("step", "Success", 0)]),
     ])  # fmt: skip
     con = open_lake(lake)
-    # three failed runs of "step", on two instances (i-01 failed on two nights)
+    # three failed runs of "step": i-01's on two nights count apart, and i-02's
     assert rows(con, "SELECT * FROM plugin_failures") == [(SHELL, "step", 1, 3, second)]
 
 

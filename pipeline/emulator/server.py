@@ -62,8 +62,7 @@ class Emulator:
         self.host, self.port = host, port
         self.request_log: list[dict[str, Any]] = []
         self._log_lock = threading.Lock()
-        self._secret = secrets.token_bytes(32)
-        self._tokens = Tokens(self._secret)
+        self._tokens = Tokens(secrets.token_bytes(32))
         # ListCommandInvocations' tokens per (account, region) are signed with a key
         # that invalid_token_once rotates, which expires every token issued before.
         self._token_keys: dict[tuple[str, str], Tokens] = {}
@@ -229,8 +228,9 @@ class Emulator:
         if draw.fault == "error":
             raise ApiError("InternalServerError", "Internal Server Error", 500)
         if draw.fault == "invalid_token":
-            with self._log_lock:
-                self._token_keys[(account, region)] = Tokens(secrets.token_bytes(32))
+            self._token_keys[(account, region)] = Tokens(
+                secrets.token_bytes(32)
+            )  # one item: atomic
             raise ApiError("InvalidNextToken", "The specified token is not valid.")
         if self.spec.page_delay:
             time.sleep(self.spec.page_delay)
