@@ -21,8 +21,8 @@ demo: $(STAMP)
 	$(BIN)/ssm-etl demo
 
 test: $(STAMP) browser
-	$(BIN)/ruff check pipeline flows tests
-	$(BIN)/ruff format --check pipeline flows tests
+	$(BIN)/ruff check pipeline flows emulator tests
+	$(BIN)/ruff format --check pipeline flows emulator tests
 	$(BIN)/mypy pipeline
 	$(BIN)/python -m pytest
 
@@ -34,8 +34,8 @@ browser:
 	  echo "chromium not installed: the report's browser test will be skipped"
 
 lint: $(STAMP)
-	$(BIN)/ruff check pipeline flows tests
-	$(BIN)/ruff format --check pipeline flows tests
+	$(BIN)/ruff check pipeline flows emulator tests
+	$(BIN)/ruff format --check pipeline flows emulator tests
 	$(BIN)/mypy pipeline
 
 # Performance figures are ratios measured side by side in one run (see benchmarks/README.md).

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pipeline.emulator import FaultSpec, FleetSpec
+from emulator import FaultSpec, FleetSpec
 
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 """The wall clock's hour: the pipeline cuts backfill slices from its own clock."""

@@ -24,8 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from threading import Thread
 from typing import Any
 
-from pipeline.emulator import Emulator, FleetSpec
-from pipeline.emulator.ssm import parse_timestamp
+from emulator import Emulator, FleetSpec
+from emulator.ssm import parse_timestamp
 
 _REPLAYED = "AmazonSSM.ListCommandInvocations"
 _FORWARDED = ("Authorization", "X-Amz-Target", "Content-Type", "X-Amz-Date")

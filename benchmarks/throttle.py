@@ -28,7 +28,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from pipeline.emulator import Emulator, FaultSpec, RegionFaults
+from emulator import Emulator, FaultSpec, RegionFaults
 
 from .fleets import ACCOUNT, REGIONS, fleet
 from .results import Row, ratio

@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from emulator import Emulator, FleetSpec
 from pipeline.bi import write_views_database
-from pipeline.emulator import Emulator, FleetSpec
 from pipeline.lake import Lake
 from pipeline.query import render, run_query
 from pipeline.report import build_report

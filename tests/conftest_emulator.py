@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from pipeline.emulator import Emulator, FleetSpec
+from emulator import Emulator, FleetSpec
 
 __all__ = ["emulator", "emulator_client"]
 

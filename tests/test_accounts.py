@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from emulator import Emulator, FleetSpec
+from emulator.orgs import OrgAccount
 from flows.nightly import with_runner
-from pipeline.emulator import Emulator, FleetSpec
-from pipeline.emulator.orgs import OrgAccount
 from pipeline.lake import Lake
 from pipeline.views import connect
 from tests.conftest_emulator import EMULATOR_NOW

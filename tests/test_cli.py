@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import build_parser, main
+from flows.cli import build_parser, main
 from pipeline.lake import Lake
 
 COMMANDS = sorted(
@@ -46,7 +46,7 @@ def test_every_command_has_help(command, capsys):
 
 def test_console_script_help_runs_in_a_fresh_process():
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "--help"], capture_output=True, text=True
+        [sys.executable, "-m", "flows.cli", "--help"], capture_output=True, text=True
     )
     assert done.returncode == 0
     for command in COMMANDS:

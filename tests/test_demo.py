@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from pipeline.emulator import Emulator, FleetSpec
+from emulator import Emulator, FleetSpec
 from pipeline.lake import Lake
 from pipeline.views import connect
 
@@ -25,7 +25,7 @@ def test_demo_runs_offline_and_its_lake_holds_the_fleet(tmp_path, prefect_api):
         [
             sys.executable,
             "-m",
-            "pipeline.cli",
+            "flows.cli",
             "demo",
             "--lake",
             str(lake),

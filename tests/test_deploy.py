@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from pipeline.emulator import Emulator, FleetSpec
+from emulator import Emulator, FleetSpec
 from pipeline.lake import Lake
 from pipeline.views import connect
 from tests.conftest_emulator import EMULATOR_NOW
@@ -30,7 +30,7 @@ def test_deploy_creates_a_scheduled_deployment_whose_run_commits(fleet, prefect_
     lake = tmp_path / "lake"
     env = {**os.environ, "PREFECT_API_URL": prefect_api, "AWS_ENDPOINT_URL": fleet.url}
     server = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "deploy", "--name", "nightly-test", "--cron", "15 3 * * *",
+        [sys.executable, "-m", "flows.cli", "deploy", "--name", "nightly-test", "--cron", "15 3 * * *",
          "--timezone", "Europe/Berlin", "--regions", "eu-west-1", "--lake", str(lake)],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -69,7 +69,7 @@ def test_deploy_without_a_server_is_a_one_line_error(tmp_path):
         [
             sys.executable,
             "-m",
-            "pipeline.cli",
+            "flows.cli",
             "deploy",
             "--regions",
             "eu-west-1",

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from pipeline.emulator import server
+from emulator import server
 from tests.conftest_emulator import EMULATOR_ACCOUNT, EMULATOR_NOW, EMULATOR_REGIONS
 
 ACCOUNT = EMULATOR_ACCOUNT

@@ -15,7 +15,7 @@ from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import ClientError
 from botocore.session import get_session
 
-from pipeline.emulator import Emulator, FleetSpec
+from emulator import Emulator, FleetSpec
 from tests.conftest_emulator import DUMMY_CREDENTIALS, EMULATOR_ACCOUNT, EMULATOR_NOW, EMULATOR_SPEC
 from tests.test_emulator import _aws
 

@@ -16,7 +16,7 @@ def served(tmp_path):
     faults = tmp_path / "faults.json"
     faults.write_text(json.dumps({"regions": {"eu-west-1": {"access_denied": True}}}))
     process = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.cli", "emulator", "--port", "0", "--instances", "5",
+        [sys.executable, "-m", "flows.cli", "emulator", "--port", "0", "--instances", "5",
          "--regions", "us-east-1,eu-west-1", "--now", "2026-03-02T06:00:00Z", "--faults", str(faults)],
         stdout=subprocess.PIPE,
         text=True,
@@ -59,7 +59,7 @@ def test_a_bad_faults_file_is_one_line_exit_2(tmp_path):
     bad = tmp_path / "faults.json"
     bad.write_text('{"regions": {"eu-west-1": {"error_rate": 7}}}')
     done = subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", "emulator", "--faults", str(bad)],
+        [sys.executable, "-m", "flows.cli", "emulator", "--faults", str(bad)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from emulator import Emulator, FleetSpec
+from emulator.faults import FaultSpec, RegionFaults
 from pipeline.config import RunConfig
-from pipeline.emulator import Emulator, FleetSpec
-from pipeline.emulator.faults import FaultSpec, RegionFaults
 from pipeline.errors import AwsError
 from pipeline.extract import AwsSettings, PageRetry
 from pipeline.flatten import Lineage, flatten_page

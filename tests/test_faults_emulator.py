@@ -17,7 +17,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from pipeline.emulator import FaultSpec, RegionFaults, faults
+from emulator import FaultSpec, RegionFaults, faults
 from tests.conftest_emulator import EMULATOR_ACCOUNT
 
 ACCOUNT, REGION, OTHER = EMULATOR_ACCOUNT, "us-east-1", "eu-west-1"
@@ -326,7 +326,7 @@ def test_bad_fault_documents_are_refused(document):
 
 
 def test_faults_given_in_the_fleet_spec(emulator):
-    from pipeline.emulator import Emulator
+    from emulator import Emulator
 
     spec = type(emulator.spec)(**{**emulator.spec.__dict__, "faults": _only(access_denied=True)})
     with Emulator(spec) as other:

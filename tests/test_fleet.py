@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.emulator import Emulator, FleetSpec
-from pipeline.emulator.fleet import DAY_MS, RETENTION_MS, history, to_ms
-from pipeline.emulator.outputs import TRUNCATED
-from pipeline.emulator.ssm import render
+from emulator import Emulator, FleetSpec
+from emulator.fleet import DAY_MS, RETENTION_MS, history, to_ms
+from emulator.outputs import TRUNCATED
+from emulator.ssm import render
 
 NOW = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 SPEC = FleetSpec(seed=5, now=NOW, regions=("us-east-1",), instances_per_region=30)

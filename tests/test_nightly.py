@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from emulator import Emulator, FleetSpec
 from pipeline.compact import data_files
 from pipeline.config import RunConfig
-from pipeline.emulator import Emulator, FleetSpec
 from pipeline.extract import AwsSettings
 from pipeline.ingest import run_local
 from pipeline.lake import Lake

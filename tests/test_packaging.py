@@ -32,5 +32,5 @@ def test_wheel_carries_every_view_and_both_packages(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     expected_sql = {f"pipeline/sql/{p.name}" for p in (ROOT / "sql").glob("*.sql")}
     assert expected_sql and expected_sql <= names
-    assert "pipeline/cli.py" in names and "flows/nightly.py" in names
+    assert "flows/cli.py" in names and "flows/nightly.py" in names
     assert any(n.endswith("entry_points.txt") for n in names)

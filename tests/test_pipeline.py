@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 import pyarrow.parquet as pq
 import pytest
 
+from emulator import Emulator, FleetSpec
 from flows.nightly import nightly
-from pipeline.emulator import Emulator, FleetSpec
 from pipeline.lake import Lake
 from pipeline.views import connect
 from tests.truth import ground_truth, key, view_rows
@@ -106,7 +106,7 @@ def test_a_second_run_changes_nothing_visible(fleet, nightly_lake):
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "pipeline.cli", *args],
+        [sys.executable, "-m", "flows.cli", *args],
         capture_output=True,
         text=True,
         env={**os.environ, **env},

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
+from emulator import Emulator, FleetSpec
 from pipeline.config import RunConfig
-from pipeline.emulator import Emulator, FleetSpec
 from pipeline.extract import AwsSettings
 from pipeline.ingest import run_local
 from pipeline.progress import PLAIN_EVERY_PAGES, shown

@@ -12,10 +12,10 @@ import boto3
 import duckdb
 import pytest
 
+from emulator import Emulator, FleetSpec
 from pipeline.bi import write_views_database
 from pipeline.compact import data_files, sweep
 from pipeline.config import RunConfig
-from pipeline.emulator import Emulator, FleetSpec
 from pipeline.errors import ConfigError, LakeBusyError
 from pipeline.extract import AwsSettings
 from pipeline.ingest import run_local
@@ -211,7 +211,7 @@ def test_the_cli_runs_queries_and_reports_on_an_s3_lake(emulator, s3_lake, prefe
 
     def cli(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "pipeline.cli", *args],
+            [sys.executable, "-m", "flows.cli", *args],
             env=env,
             capture_output=True,
             text=True,

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.emulator import Emulator, FleetSpec
+from emulator import Emulator, FleetSpec
 from tests.conftest_emulator import EMULATOR_NOW
 
 KEY_ID = "AKIAPLANTEDKEY000042"
@@ -58,7 +58,7 @@ def test_planted_credentials_appear_nowhere(tmp_path, planted_env):
             [
                 sys.executable,
                 "-m",
-                "pipeline.cli",
+                "flows.cli",
                 "run",
                 "--regions",
                 "eu-west-1,af-south-1",

@@ -8,7 +8,7 @@ import uuid
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.cli import main
+from flows.cli import main
 from pipeline.compact import retire
 from pipeline.errors import ConfigError
 from pipeline.flatten import Lineage, flatten_page

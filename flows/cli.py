@@ -15,8 +15,8 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import __version__
-from .config import (
+from pipeline import __version__
+from pipeline.config import (
     DEFAULT_GRACE_SECONDS,
     DEFAULT_LOOKBACK_HOURS,
     DEFAULT_SLICES,
@@ -26,8 +26,8 @@ from .config import (
     parse_regions,
     parse_since,
 )
-from .errors import ConfigError, SsmEtlError
-from .lake import Lake
+from pipeline.errors import ConfigError, SsmEtlError
+from pipeline.lake import Lake
 
 DEFAULT_DEMO_LAKE = "./demo-lake"
 
@@ -327,8 +327,7 @@ def _run(args: argparse.Namespace) -> int:
     config = _run_config(args)
     from flows.nightly import flow_parameters, with_runner  # Prefect only where it runs
     from flows.server import prefect_api
-
-    from .progress import shown
+    from pipeline.progress import shown
 
     nightly = with_runner(args.task_runner, args.dask_address, args.concurrency)
     with prefect_api(), shown():
@@ -345,7 +344,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _emulator(args: argparse.Namespace) -> int:
-    from .emulator import Emulator, FleetSpec
+    from emulator import Emulator, FleetSpec
 
     options: dict[str, object] = {
         "seed": args.seed,
@@ -379,9 +378,9 @@ def _emulator(args: argparse.Namespace) -> int:
 
 
 def _purge(args: argparse.Namespace) -> int:
-    from .compact import sweep
-    from .ingest import new_run_id
-    from .purge import purge
+    from pipeline.compact import sweep
+    from pipeline.ingest import new_run_id
+    from pipeline.purge import purge
 
     if args.older_than < 0 or args.grace_minutes < 0:
         raise ConfigError("--older-than and --grace-minutes cannot be negative")
@@ -394,9 +393,9 @@ def _purge(args: argparse.Namespace) -> int:
 
 
 def _upgrade(args: argparse.Namespace) -> int:
-    from .ingest import new_run_id
-    from .lake import FORMAT_VERSION
-    from .upgrade import upgrade
+    from pipeline.ingest import new_run_id
+    from pipeline.lake import FORMAT_VERSION
+    from pipeline.upgrade import upgrade
 
     lake = Lake.open(args.lake, older=True)
     before = lake.version
@@ -419,7 +418,7 @@ def _iso_date(text: str) -> date:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import build_report
+    from pipeline.report import build_report
 
     today = datetime.now(UTC).date()
     if args.start is None:
@@ -440,7 +439,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from .status import region_status
+    from pipeline.status import region_status
 
     report = region_status(Lake.open(args.lake), max_age_hours=args.max_age)
     print(report.render())
@@ -448,7 +447,7 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _views(args: argparse.Namespace) -> int:
-    from .bi import write_views_database
+    from pipeline.bi import write_views_database
 
     path = write_views_database(Lake.open(args.lake), Path(args.db))
     print(f"views database written to {path.resolve()}")
@@ -472,7 +471,7 @@ def _deploy(args: argparse.Namespace) -> int:
 
 
 def _ddl(args: argparse.Namespace) -> int:
-    from .ddl import athena_ddl
+    from pipeline.ddl import athena_ddl
 
     print(athena_ddl(args.location, database=args.database, accounts=args.account))
     return 0
@@ -481,7 +480,7 @@ def _ddl(args: argparse.Namespace) -> int:
 def _load_faults(path: str) -> object:
     import json
 
-    from .emulator import FaultSpec
+    from emulator import FaultSpec
 
     try:
         return FaultSpec.from_dict(json.loads(Path(path).read_text()))
@@ -490,7 +489,7 @@ def _load_faults(path: str) -> object:
 
 
 def _sql(args: argparse.Namespace) -> int:
-    from .query import render, run_query
+    from pipeline.query import render, run_query
 
     print(render(run_query(Lake.open(args.lake), args.query), args.format))
     return 0
