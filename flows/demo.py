@@ -89,6 +89,6 @@ def run_demo(lake_dir: str, *, seed: int = 7, now: datetime | None = None) -> in
         "\nQuery it yourself, e.g.:\n"
         f'  ssm-etl sql --lake {where} "SELECT * FROM failed_invocations LIMIT 10"\n'
         f'  ssm-etl sql --lake {where} --format csv "SELECT * FROM compliance_daily"\n'
-        f"  duckdb, pandas or any Parquet reader: {where.resolve()}/invocations/"
+        f"  any Delta Lake reader (deltalake, polars.scan_delta, Spark): {where.resolve()}/invocations"
     )
     return summary.exit_code

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.schedules import Cron
 from prefect.settings import get_current_settings
 
@@ -26,7 +27,9 @@ def serve(
     """Create (or update) the deployment and execute its scheduled runs until stopped.
 
     A deployment needs a server that outlives this process, so unlike `run`
-    this never starts a temporary one.
+    this never starts a temporary one. One run at a time: a night that is
+    still running when the next is due makes the next wait in Prefect's queue
+    (the deployment's concurrency limit) instead of meeting the lake's lock.
     """
     if task_runner != "threads":
         raise ConfigError(
@@ -42,7 +45,7 @@ def serve(
         schedule = Cron(cron, timezone=timezone)
     except ValueError as exc:
         raise ConfigError(f"bad --cron or --timezone: {exc}") from None
-    parameters = flow_parameters(config)
+    parameters = flow_parameters(config, concurrency)
     if "://" not in config.lake:  # the served runs may start in another directory
         parameters["lake"] = str(Path(config.lake).expanduser().resolve())
     flow = with_runner(task_runner, dask_address, concurrency)
@@ -53,4 +56,7 @@ def serve(
         enforce_parameter_schema=False,
         description="ssm-etl: export SSM Run Command history into the lake",
         tags=["ssm-etl"],
+        global_limit=ConcurrencyLimitConfig(
+            limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
+        ),
     )

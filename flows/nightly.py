@@ -1,78 +1,48 @@
-"""The nightly flow: one Prefect task per region, each a call into the library."""
+"""The nightly flow: `pipeline.night.run_night` with region tasks submitted to Prefect."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
-from prefect.tasks import exponential_backoff
 
-from pipeline.config import (
-    DEFAULT_GRACE_SECONDS,
-    DEFAULT_LOOKBACK_HOURS,
-    DEFAULT_SLICES,
-    RunConfig,
-    Window,
-)
-from pipeline.errors import RetriableAwsError
+from pipeline.config import DEFAULT_KEEP_DAYS, DEFAULT_LOOKBACK_HOURS, DEFAULT_SLICES, RunConfig
 from pipeline.extract import AwsSettings
-from pipeline.ingest import (
-    IngestOptions,
-    RegionResult,
-    RunSummary,
-    Target,
-    fail,
-    held_lake,
-    ingest_region,
-    plan_run,
-)
-from pipeline.lake import Lake
+from pipeline.ingest import RegionJob, RegionOutcome, ingest_region
+from pipeline.night import RunSummary, run_night
+from pipeline.signals import stopping_on_signals
+
+DEFAULT_CONCURRENCY = 8
 
 
-def _retriable(task, task_run, state) -> bool:  # noqa: ANN001 (Prefect's hook signature)
-    """Retry a region only for throttling, 5xx and connection trouble."""
-    try:
-        state.result()
-    except RetriableAwsError:
-        return True
-    except Exception:
-        return False
-    return False
+@task(name="ingest-region", task_run_name="{job.account_id}/{job.region}", cache_policy=NO_CACHE)
+def ingest_region_task(job: RegionJob) -> RegionOutcome:
+    """No Prefect retries: a page's retries are bounded inside (see `pipeline.extract`)."""
+    return ingest_region(job)
 
 
-@task(
-    name="ingest-region",
-    task_run_name="{account_id}/{region}",
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=10),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=_retriable,
-    cache_policy=NO_CACHE,
-)
-def ingest_region_task(
-    settings: AwsSettings,
-    lake: Lake,
-    run_id: str,
-    account_id: str,
-    region: str,
-    window: Window,
-    options: IngestOptions,
-) -> RegionResult:
-    return ingest_region(settings, lake, run_id, account_id, region, window, options=options)
-
-
-def concurrency_tags(item: Target) -> list[str]:
+def concurrency_tags(job: RegionJob) -> list[str]:
     """Tags that Prefect's tag concurrency limits act on, across threads and Dask workers.
 
     `prefect concurrency-limit create account:111111111111 2` caps one account's
     regions at two at a time; `region:us-east-1` caps a region across accounts;
     `ssm-etl` caps every region task of every run.
     """
-    return ["ssm-etl", f"account:{item.account_id}", f"region:{item.region}"]
+    return ["ssm-etl", f"account:{job.account_id}", f"region:{job.region}"]
+
+
+class PrefectRunner:
+    """Submits region tasks to the flow's task runner, at most `concurrency` at a time."""
+
+    def __init__(self, concurrency: int) -> None:
+        self.concurrency = concurrency
+
+    def submit(self, job: RegionJob) -> Any:
+        return ingest_region_task.with_options(tags=concurrency_tags(job)).submit(job)
 
 
 def publish_artifacts(summary: RunSummary) -> None:
@@ -87,6 +57,8 @@ def publish_artifacts(summary: RunSummary) -> None:
             "plugins": r.plugins,
             "commands": r.commands or 0,
             "managed_instances": r.managed_instances or 0,
+            "open_followed": r.followed,
+            "expired_while_open": r.expired,
             "quarantined": r.quarantined,
             "error": r.error or "",
         }
@@ -98,21 +70,21 @@ def publish_artifacts(summary: RunSummary) -> None:
     totals = summary.totals()
     failed = [r for r in summary.results if not r.ok]
     lines = [
-        f"# ssm-etl run `{summary.run_id}`",
+        f"# ssm-etl run `{summary.run_id}`" + (" (interrupted)" if summary.interrupted else ""),
         "",
-        f"- regions: {len(summary.results)} ({len(failed)} failed)",
+        f"- regions: {len(summary.results)} ({len(failed)} not committed)",
         f"- invocations: {totals['invocations']}, plugins: {totals['plugins']}",
         f"- quarantined records: {totals['quarantined']}",
     ]
     if failed:
-        lines += ["", "## Failed regions", ""]
-        lines += [f"- `{r.account_id}` `{r.region}`: {r.error}" for r in failed]
+        lines += ["", "## Regions not committed", ""]
+        lines += [f"- `{r.account_id}` `{r.region}` ({r.status}): {r.error}" for r in failed]
     create_markdown_artifact(
         markdown="\n".join(lines), key="ssm-etl-summary", description="ssm-etl run summary"
     )
 
 
-@flow(name="ssm-etl-nightly", validate_parameters=False)
+@flow(name="ssm-etl-nightly", validate_parameters=False, log_prints=False)
 def nightly(
     lake: str,
     regions: list[str],
@@ -122,7 +94,7 @@ def nightly(
     lookback_hours: float = DEFAULT_LOOKBACK_HOURS,
     since: str | None = None,
     full_refresh: bool = False,
-    grace_seconds: float = DEFAULT_GRACE_SECONDS,
+    keep_days: float = DEFAULT_KEEP_DAYS,
     redact: list[str] | None = None,
     slices: int = DEFAULT_SLICES,
     accounts: list[str] | None = None,
@@ -130,23 +102,25 @@ def nightly(
     role_name: str | None = None,
     external_id: str | None = None,
     sse_kms_key_id: str | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> RunSummary:
     """Export every account's and region's new and changed Run Command history.
 
-    Accounts and regions fail independently: one that still fails after its
-    retries is recorded as failed (its watermark stays); the others commit.
-    Parameters are plain values so that a deployment can carry them.
+    Accounts and regions fail independently: one that fails is recorded as
+    failed (its watermark stays); the others commit. Parameters are plain
+    values so that a deployment can carry them. SIGINT and SIGTERM stop the
+    run cleanly (see `pipeline.night.run_night`).
     """
-    logger = get_run_logger()
     config = RunConfig(
         lake=lake,
         regions=tuple(regions),
         account_id=account_id,
         profile=profile,
+        endpoint_url=endpoint_url,
         lookback_hours=lookback_hours,
         since=datetime.fromisoformat(since) if since else None,
         full_refresh=full_refresh,
-        grace_seconds=grace_seconds,
+        keep_days=keep_days,
         redact=tuple(redact or ()),
         slices=slices,
         accounts=tuple(accounts or ()),
@@ -156,53 +130,9 @@ def nightly(
         sse_kms_key_id=sse_kms_key_id,
     )
     settings = AwsSettings(profile=profile, endpoint_url=endpoint_url)
-    with held_lake(config) as target:
-        plan = plan_run(config, settings)
-        accounts_seen = sorted({t.account_id for t in plan.targets})
-        logger.info(
-            "run %s: %d accounts, %d account-regions",
-            plan.run_id,
-            len(accounts_seen),
-            len(plan.targets),
-        )
-        for account, state in plan.skipped_accounts:
-            logger.warning("account %s skipped: %s", account, state)
-        window, options = config.window(), IngestOptions.from_config(config)
-        futures = [
-            (
-                item,
-                ingest_region_task.with_options(tags=concurrency_tags(item)).submit(
-                    item.settings,
-                    target,
-                    plan.run_id,
-                    item.account_id,
-                    item.region,
-                    window,
-                    options,
-                ),
-            )
-            for item in plan.targets
-        ]
-        summary = RunSummary(plan.run_id)
-        for item, future in futures:
-            try:
-                summary.results.append(future.result())
-            except Exception as exc:  # failed for good; the others stand
-                summary.results.append(fail(target, plan.run_id, item.account_id, item.region, exc))
-        for account, region, error in plan.unreachable:
-            summary.results.append(fail(target, plan.run_id, account, region, error))
+    with stopping_on_signals() as stop:
+        summary = run_night(config, settings, PrefectRunner(concurrency), stop=stop)
     publish_artifacts(summary)
-    totals = summary.totals()
-    failed = [f"{r.account_id}/{r.region} ({r.error})" for r in summary.results if not r.ok]
-    logger.info(
-        "run %s: %d account-regions, %d invocations, %d plugins, %d quarantined%s",
-        summary.run_id,
-        len(summary.results),
-        totals["invocations"],
-        totals["plugins"],
-        totals["quarantined"],
-        f"; failed: {'; '.join(failed)}" if failed else "",
-    )
     return summary
 
 
@@ -223,7 +153,7 @@ def with_runner(kind: str = "threads", address: str | None = None, concurrency: 
     return nightly.with_options(task_runner=DaskTaskRunner(cluster_kwargs=cluster))
 
 
-def flow_parameters(config: RunConfig) -> dict[str, Any]:
+def flow_parameters(config: RunConfig, concurrency: int = DEFAULT_CONCURRENCY) -> dict[str, Any]:
     """The flow's plain-value parameters for a validated config (for runs and deployments)."""
     return {
         "lake": config.lake,
@@ -234,7 +164,7 @@ def flow_parameters(config: RunConfig) -> dict[str, Any]:
         "lookback_hours": config.lookback_hours,
         "since": config.since.isoformat() if config.since else None,
         "full_refresh": config.full_refresh,
-        "grace_seconds": config.grace_seconds,
+        "keep_days": config.keep_days,
         "redact": list(config.redact),
         "slices": config.slices,
         "accounts": list(config.accounts),
@@ -242,4 +172,5 @@ def flow_parameters(config: RunConfig) -> dict[str, Any]:
         "role_name": config.role_name,
         "external_id": config.external_id,
         "sse_kms_key_id": config.sse_kms_key_id,
+        "concurrency": concurrency,
     }

@@ -19,8 +19,8 @@ ALL_REGIONS = "all"
 DEFAULT_LOOKBACK_HOURS = 48.0
 DEFAULT_SLICES = 8
 """Concurrent time slices per region: enough to fill a 20 requests/s throttle at 200 ms a page."""
-DEFAULT_GRACE_SECONDS = 3600.0
-"""Superseded files live this long after a rewrite, for queries already running."""
+DEFAULT_KEEP_DAYS = 7.0
+"""Data files no version needs any more are kept this long: how far back time travel reaches."""
 _ACCOUNT = re.compile(r"^\d{12}$")
 _ROLE_NAME = re.compile(r"^[\w+=,.@/-]{1,64}$")
 
@@ -70,6 +70,12 @@ def parse_lookback(text: str | float) -> float:
     return hours
 
 
+def check_keep_days(days: float) -> float:
+    if not 0 <= days <= 3650 or days != days:
+        raise ConfigError(f"--keep-days must be between 0 and 3650: {days!r}")
+    return days
+
+
 def parse_since(text: str) -> datetime:
     """An ISO-8601 timestamp; a missing zone means UTC."""
     try:
@@ -89,7 +95,8 @@ class RunConfig:
     lookback_hours: float = DEFAULT_LOOKBACK_HOURS
     since: datetime | None = None
     full_refresh: bool = False
-    grace_seconds: float = DEFAULT_GRACE_SECONDS
+    keep_days: float = DEFAULT_KEEP_DAYS
+    """Vacuum's retention: `--as-of` reaches this far back (see `pipeline.maintain`)."""
     redact: tuple[str, ...] = ()
     """`aws` (built-in patterns) and/or regular expressions masked in command output."""
     slices: int = DEFAULT_SLICES
@@ -109,8 +116,7 @@ class RunConfig:
         parse_lookback(self.lookback_hours)
         if self.since is not None and self.full_refresh:
             raise ConfigError("--since and --full-refresh do not go together")
-        if self.grace_seconds < 0:
-            raise ConfigError("the grace period cannot be negative")
+        check_keep_days(self.keep_days)
         Redactor.from_options(self.redact)  # bad patterns fail here, before any work
         for account in self.accounts:
             check_account_id(account)

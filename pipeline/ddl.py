@@ -1,155 +1,68 @@
-"""Glue/Athena DDL for a lake on S3, generated from the Arrow schemas.
+"""Catalog DDL that registers the lake's Delta tables in Athena (Glue), Trino or Spark.
 
-The tables are declared from `pipeline.schema` (the schemas the writer
-enforces), so the catalogue cannot drift from the files: a column added to a
-schema appears here, and an Arrow type with no Hive equivalent fails loudly
-instead of producing a table that misreads the files.
+A Delta table carries its own schema and partitioning in its transaction log,
+so the DDL only names each table and where it lives; every engine reads the
+log and so sees exactly the committed rows, the same ones the DuckDB views
+see. The table list is `pipeline.schema.TABLES`: a table added there appears
+here.
 
-Partitions use Athena partition projection: Athena computes the partition
-paths from table properties instead of listing them in Glue, so new months,
-accounts and regions need no `MSCK REPAIR` or crawler. Projection only yields
-the values it is given, so the `_none` placeholder partitions are never read.
-
-`account_id` is the one partition whose values we cannot know in advance:
-
-- `enum` (pass `accounts`): queries without an account filter work and
-  prune well, but the DDL must be regenerated and the table re-created
-  whenever an account is added to the lake, or its rows stay invisible.
-- `injected` (`accounts=None`): nothing to maintain, but every query must
-  name the account (`WHERE account_id = '123456789012'`); Athena refuses a
-  query without that filter.
-
-`region` is an enum of every SSM region the installed botocore knows, the same
-list the ingest accepts; a region newer than botocore needs regenerating too.
+- Athena: `CREATE EXTERNAL TABLE ... LOCATION ... TBLPROPERTIES ('table_type'
+  = 'DELTA')`; Athena allows nothing more for Delta tables and takes the
+  columns from the log.
+- Trino (Delta Lake connector): the `system.register_table` procedure.
+- Spark (Delta Lake): `CREATE TABLE ... USING DELTA LOCATION ...`.
 """
 
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
-import pyarrow as pa
-
-from .config import check_account_id, known_regions
 from .errors import ConfigError
-from .schema import TABLES, TIMESTAMP, TableSpec
+from .schema import TABLES
 
-HIVE_TYPES: dict[pa.DataType, str] = {
-    pa.string(): "string",
-    pa.int32(): "int",
-    pa.int64(): "bigint",
-    pa.bool_(): "boolean",
-    pa.date32(): "date",
-    TIMESTAMP: "timestamp",
-    pa.list_(pa.string()): "array<string>",
-}
-"""Arrow type -> Hive type, exact: a near miss (timestamp in us, int16) is an error."""
-
-_MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+ENGINES = ("athena", "trino", "spark")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 
 
-def athena_ddl(
-    location: str,
-    *,
-    database: str = "ssm_etl",
-    accounts: list[str] | None = None,
-    projection_start_month: str = "2020-01",
-) -> str:
-    """`CREATE DATABASE` then one `CREATE EXTERNAL TABLE` per lake table, `;`-separated.
-
-    `location` is the lake root (`s3://bucket/prefix`); `accounts=None` makes
-    `account_id` an injected partition (see the module docstring).
-    """
-    root = location.rstrip("/")
-    if not root:
-        raise ConfigError("the lake location is empty")
-    if not _MONTH.fullmatch(projection_start_month):
-        raise ConfigError(f"projection start month must be YYYY-MM: {projection_start_month!r}")
-    if accounts is not None:
-        if not accounts:
-            raise ConfigError("no accounts given: pass at least one, or None to inject account_id")
-        accounts = sorted({check_account_id(account) for account in accounts})
-    statements = [f"CREATE DATABASE IF NOT EXISTS {_ident(database)}"]
-    statements += [
-        _table_ddl(table, root, database, accounts, projection_start_month) for table in TABLES
-    ]
-    return ";\n\n".join(statements) + ";\n"
+def check_location(location: str) -> str:
+    """`s3://bucket[/prefix]` without a trailing slash; anything else is refused."""
+    parts = urlsplit(location)
+    if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(
+            f"--location must be the lake's S3 URL, s3://bucket/prefix, not {location!r} "
+            "(catalog engines read tables from S3)"
+        )
+    return location.rstrip("/")
 
 
-def hive_type(field: pa.Field) -> str:
-    return _hive(field.name, field.type)
-
-
-def _hive(name: str, kind: pa.DataType) -> str:
-    """Scalars by exact lookup; lists, maps and structs built from their parts."""
-    if kind in HIVE_TYPES:
-        return HIVE_TYPES[kind]
-    if pa.types.is_list(kind):
-        return f"array<{_hive(name, kind.value_type)}>"
-    if pa.types.is_map(kind):
-        return f"map<{_hive(name, kind.key_type)},{_hive(name, kind.item_type)}>"
-    if pa.types.is_struct(kind):
-        members = ",".join(f"{f.name}:{_hive(name, f.type)}" for f in kind)
-        return f"struct<{members}>"
-    raise TypeError(
-        f"column {name!r} has Arrow type {kind}, which has no Hive mapping; "
-        "add it to pipeline.ddl.HIVE_TYPES"
-    )
-
-
-def _table_ddl(
-    table: TableSpec,
-    root: str,
-    database: str,
-    accounts: list[str] | None,
-    start_month: str,
-) -> str:
-    location = f"{root}/{table.name}/"
-    template = location + "".join(f"{column}=${{{column}}}/" for column in table.partition_by)
-    properties = {"projection.enabled": "true"}
-    if accounts is None:
-        properties["projection.account_id.type"] = "injected"
-    else:
-        properties["projection.account_id.type"] = "enum"
-        properties["projection.account_id.values"] = ",".join(accounts)
-    properties["projection.region.type"] = "enum"
-    properties["projection.region.values"] = ",".join(sorted(known_regions()))
-    if "requested_month" in table.partition_by:
-        month = "projection.requested_month"
-        properties[f"{month}.type"] = "date"
-        properties[f"{month}.format"] = "yyyy-MM"
-        properties[f"{month}.range"] = f"{start_month},NOW"
-        properties[f"{month}.interval"] = "1"
-        properties[f"{month}.interval.unit"] = "MONTHS"
-    properties["storage.location.template"] = template
-
-    columns = [f"{_ident(field.name)} {hive_type(field)}" for field in table.file_schema]
-    partitions = [f"{_ident(column)} string" for column in table.partition_by]
-    props = [f"{_literal(key)}={_literal(value)}" for key, value in properties.items()]
-    return "\n".join(
-        [
-            f"CREATE EXTERNAL TABLE IF NOT EXISTS {_ident(database)}.{_ident(table.name)} (",
-            _block(columns),
-            ")",
-            "PARTITIONED BY (",
-            _block(partitions),
-            ")",
-            "STORED AS PARQUET",
-            f"LOCATION {_literal(location)}",
-            "TBLPROPERTIES (",
-            _block(props),
-            ")",
+def ddl(engine: str, location: str, *, database: str = "ssm_etl", catalog: str = "delta") -> str:
+    """Statements that register every lake table, `;`-separated, for `engine`."""
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if not _IDENTIFIER.match(database):
+        raise ConfigError(f"not a database name: {database!r} (letters, digits and _)")
+    root = check_location(location)
+    statements = []
+    if engine == "athena":
+        statements.append(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+        statements += [
+            f"CREATE EXTERNAL TABLE IF NOT EXISTS `{database}`.`{t.name}`\n"
+            f"LOCATION '{root}/{t.name}/'\n"
+            "TBLPROPERTIES ('table_type' = 'DELTA')"
+            for t in TABLES
         ]
-    )
-
-
-def _block(lines: list[str]) -> str:
-    return ",\n".join(f"  {line}" for line in lines)
-
-
-def _ident(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
-def _literal(text: str) -> str:
-    """A Hive string literal: Hive escapes with backslashes (`''` would concatenate)."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    elif engine == "trino":
+        statements.append(f"CREATE SCHEMA IF NOT EXISTS {catalog}.{database}")
+        statements += [
+            f"CALL {catalog}.system.register_table(schema_name => '{database}', "
+            f"table_name => '{t.name}', table_location => '{root}/{t.name}')"
+            for t in TABLES
+        ]
+    else:
+        statements.append(f"CREATE DATABASE IF NOT EXISTS {database}")
+        statements += [
+            f"CREATE TABLE IF NOT EXISTS {database}.{t.name} USING DELTA LOCATION '{root}/{t.name}'"
+            for t in TABLES
+        ]
+    return ";\n\n".join(statements) + ";\n"

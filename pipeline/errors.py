@@ -49,3 +49,9 @@ class BadRecordError(SsmEtlError):
     def __init__(self, message: str, record: object = None) -> None:
         super().__init__(message)
         self.record = record
+
+
+class Interrupted(SsmEtlError):
+    """The run was asked to stop (SIGINT, SIGTERM): committed regions stay, the rest is dropped."""
+
+    exit_code = 130

@@ -1,51 +1,37 @@
-"""One region of one account, from API pages to committed Parquet; and a whole run.
+"""One region of one account: from API pages to a spooled region the committer can take.
 
-This is the library's entry point for ingestion. The Prefect flow in
-`flows/` calls `ingest_region` once per task; `run_local` does the same work
-without Prefect (tests, embedding, debugging).
-
-A region's run: read its watermark from the ledger, walk the pages from
-`watermark - lookback` (everything on a first run), stream them to staged
-files, commit them, compact the partitions it touched, and only then append a
-ledger row carrying the new watermark. A crash anywhere before that last
-step leaves the watermark where it was, so the next run reads the window
-again.
+A region task reads its window (from `watermark - lookback`; everything on a
+first run) in concurrent time slices, follows the invocations the lake still
+holds as open from before that window, and spools what it read
+(`pipeline.spool`). It never commits: the run's committer does
+(`pipeline.commit`), together with other regions. A task that fails discards
+its spool; the watermark then stays where it was.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path, PurePath
+from typing import Any
 
-import boto3
+import pyarrow as pa
 
-from . import ledger
-from .accounts import caller_partition, organization_accounts, role_arn
-from .compact import Compactor, retire, sweep
-from .config import DEFAULT_SLICES, RunConfig, Window
-from .errors import AwsError
-from .extract import (
-    AwsSettings,
-    PageRetry,
-    caller_account,
-    enabled_regions,
-    newest_requested_ms,
-)
+from .config import DEFAULT_SLICES, RunConfig
+from .errors import AwsError, Interrupted
+from .extract import AwsSettings, PageRetry, newest_requested_ms
 from .flatten import Lineage
-from .lake import PAIRED, Lake, is_compacted
+from .lake import Lake
 from .pacing import Pacer
 from .redact import Redactor
-from .schema import COMMANDS, INGEST_RUNS, MANAGED_INSTANCES, TABLES
-from .upgrade import upgrade
-from .walk import Slice, slice_count, slices, walk_region, walk_sources
+from .schema import COMMANDS, INVOCATIONS, MANAGED_INSTANCES, TIMESTAMP
+from .spool import RegionWriter, SpooledRegion
+from .walk import Slice, follow_commands, slice_count, slices, walk_region, walk_sources
 
 log = logging.getLogger("ssm_etl")
 
@@ -56,12 +42,34 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
-def _now_ms() -> int:
+def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _ms_to_datetime(ms: int | None) -> datetime | None:
+def ms_to_datetime(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+
+
+class Stop:
+    """Set to make region tasks stop before their next request (Ctrl-C, SIGTERM).
+
+    Pickled (for a Dask worker) it arrives unset: other processes are stopped
+    by their cluster, not by this flag.
+    """
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signal: int | None = None
+        """The signal that asked to stop, if one did (`pipeline.signals`)."""
+
+    def set(self) -> None:
+        self.event.set()
+
+    def is_set(self) -> bool:
+        return self.event.is_set()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Stop, ())
 
 
 @dataclass
@@ -76,15 +84,18 @@ class RegionResult:
     invocations: int = 0
     plugins: int = 0
     quarantined: int = 0
-    files: int = 0
     error: str | None = None
-    started_ms: int = field(default_factory=_now_ms)
+    started_ms: int = field(default_factory=now_ms)
     finished_ms: int | None = None
     window_start_ms: int | None = None
     window_end_ms: int | None = None
     watermark_ms: int | None = None
     commands: int | None = None
     managed_instances: int | None = None
+    followed: int = 0
+    """Open invocations from before the window that were read again."""
+    expired: int = 0
+    """Of those, invocations the API no longer returns (marked expired while open)."""
     purged_months: list[str] | None = None
 
     @property
@@ -96,219 +107,33 @@ class RegionResult:
             "run_id": self.run_id,
             "account_id": self.account_id,
             "region": self.region,
-            "started_at": _ms_to_datetime(self.started_ms),
-            "finished_at": _ms_to_datetime(self.finished_ms or _now_ms()),
-            "window_start": _ms_to_datetime(self.window_start_ms),
-            "window_end": _ms_to_datetime(self.window_end_ms),
+            "started_at": ms_to_datetime(self.started_ms),
+            "finished_at": ms_to_datetime(self.finished_ms or now_ms()),
+            "window_start": ms_to_datetime(self.window_start_ms),
+            "window_end": ms_to_datetime(self.window_end_ms),
             "pages": self.pages,
             "invocations": self.invocations,
             "plugins": self.plugins,
             "quarantined": self.quarantined,
             "status": self.status,
             "error": self.error,
-            "watermark": _ms_to_datetime(self.watermark_ms),
+            "watermark": ms_to_datetime(self.watermark_ms),
             "purged_months": self.purged_months,
             "commands": self.commands,
             "managed_instances": self.managed_instances,
+            "open_followed": self.followed,
+            "expired_while_open": self.expired,
         }
 
 
 @dataclass(frozen=True)
-class Target:
-    """One account x region of a run, with the settings that reach that account."""
+class OpenCommand:
+    """A command with invocations the lake holds as open, requested before a region's window."""
 
-    account_id: str
-    region: str
-    settings: AwsSettings
-
-
-@dataclass
-class RunPlan:
-    run_id: str
-    targets: list[Target] = field(default_factory=list)
-    unreachable: list[tuple[str, str, AwsError]] = field(default_factory=list)
-    """(account, region, error) of accounts that could not be reached at all."""
-    skipped_accounts: list[tuple[str, str]] = field(default_factory=list)
-
-
-@dataclass
-class RunSummary:
-    run_id: str
-    results: list[RegionResult] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if all(r.ok for r in self.results) else 1
-
-    def totals(self) -> dict[str, int]:
-        keys = ("pages", "invocations", "plugins", "quarantined", "files")
-        return {k: sum(getattr(r, k) for r in self.results) for k in keys}
-
-    def render(self) -> str:
-        lines = [f"run {self.run_id}"]
-        for r in self.results:
-            line = (
-                f"  {r.account_id} {r.region:<15} {r.status:<9} pages={r.pages} "
-                f"invocations={r.invocations} plugins={r.plugins} quarantined={r.quarantined}"
-            )
-            lines.append(line + (f"  error: {r.error}" if r.error else ""))
-        accounts = {r.account_id for r in self.results}
-        failed = [
-            r.region if len(accounts) == 1 else f"{r.account_id}/{r.region}"
-            for r in self.results
-            if not r.ok
-        ]
-        totals = self.totals()
-        lines.append(
-            f"  total: {len(self.results)} regions, {totals['invocations']} invocations, "
-            f"{totals['plugins']} plugins, {totals['quarantined']} quarantined"
-            + (f"; FAILED: {', '.join(failed)}" if failed else "")
-        )
-        return "\n".join(lines)
-
-
-def plan_run(config: RunConfig, settings: AwsSettings, run_id: str | None = None) -> RunPlan:
-    """Resolve the accounts (STS, Organizations) and regions (EC2) a run covers.
-
-    An account whose role cannot be assumed is not an error of the run: it
-    becomes `unreachable` and fails alone.
-    """
-    plan = RunPlan(run_id=run_id or new_run_id())
-    session = settings.session()
-    home = session.region_name or ("us-east-1" if config.discover_regions else config.regions[0])
-    if not config.multi_account:
-        account_id = config.account_id or caller_account(settings, session, home)
-        for region in _regions(config, settings, session, home):
-            plan.targets.append(Target(account_id, region, settings))
-        return plan
-    assert config.role_name is not None
-    partition = caller_partition(settings, session, home)
-    accounts = list(config.accounts)
-    if config.organization:
-        found = organization_accounts(settings, session)
-        accounts, plan.skipped_accounts = found.active, found.skipped
-    for account_id in accounts:
-        role = role_arn(partition, account_id, config.role_name)
-        reach = settings.assuming(role, config.external_id)
-        try:
-            account_session = reach.session()
-            caller_account(reach, account_session, home)  # assumes the role once, up front
-            regions = _regions(config, reach, account_session, home)
-        except AwsError as exc:
-            names = config.regions if not config.discover_regions else ("all",)
-            plan.unreachable += [(account_id, region, exc) for region in names]
-            continue
-        plan.targets += [Target(account_id, region, reach) for region in regions]
-    return plan
-
-
-def _regions(
-    config: RunConfig, settings: AwsSettings, session: boto3.Session, home: str
-) -> tuple[str, ...]:
-    if config.discover_regions:
-        return tuple(enabled_regions(settings, session, home))
-    return config.regions
-
-
-WALK_RESTARTS = 2
-"""How often each time slice may fail with InvalidNextToken before the region fails.
-
-Every failure re-reads the whole window (what was staged is dropped), but
-the budget is per slice: each slice is its own query with its own tokens,
-and a walk that stops the other slices at the first failure can meet each
-slice's expired token in a separate attempt.
-"""
-
-
-def ingest_region(
-    settings: AwsSettings,
-    lake: Lake,
-    run_id: str,
-    account_id: str,
-    region: str,
-    window: Window | None = None,
-    *,
-    options: IngestOptions | None = None,
-) -> RegionResult:
-    """Walk one region's window, commit it, compact what it touched, advance the watermark.
-
-    Raises AwsError (retriable or fatal) after discarding the staged files;
-    the watermark then stays where it was.
-    """
-    window = window or Window()
-    options = options or IngestOptions()
-    prior = ledger.watermark_ms(lake, account_id, region)
-    result = RegionResult(run_id=run_id, account_id=account_id, region=region)
-    result.window_start_ms = window.start_ms(prior)
-    lineage = Lineage(account_id, region, run_id, result.started_ms)
-    client = settings.client(settings.session(), "ssm", region)
-    Pacer().attach(client)  # one pacer per account and region, for every slice
-    window_slices = _slices(client, result.window_start_ms, options, region)
-    failures: Counter[int | None] = Counter()  # InvalidNextToken per slice
-    while True:
-        writer = lake.writer(run_id, account_id, region)
-        # The sources (ListCommands, DescribeInstanceInformation) are a few
-        # sequential pages: walked beside the slices, they cost no extra time.
-        sources = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sources")
-        try:
-            counts_future = (
-                sources.submit(
-                    walk_sources,
-                    client,
-                    writer,
-                    lineage,
-                    result.window_start_ms,
-                    retry=options.retry,
-                    redactor=options.redactor,
-                )
-                if options.sources
-                else None
-            )
-            try:
-                stats = walk_region(
-                    client,
-                    writer,
-                    lineage,
-                    window_slices,
-                    retry=options.retry,
-                    redactor=options.redactor,
-                )
-            finally:
-                sources.shutdown(wait=True)
-            counts = counts_future.result() if counts_future else {}
-            committed = writer.commit()
-            break
-        except AwsError as exc:
-            writer.abort()
-            exc.region = exc.region or region
-            if exc.code != "InvalidNextToken":
-                raise
-            failures[exc.slice] += 1
-            if failures[exc.slice] > WALK_RESTARTS:
-                raise
-            where = "" if exc.slice is None else f" in time slice {exc.slice + 1}"
-            log.warning(
-                "%s %s: InvalidNextToken%s; re-reading the window", account_id, region, where
-            )
-        except BaseException:
-            writer.abort()
-            raise
-    result.commands = counts.get(COMMANDS.name)
-    result.managed_instances = counts.get(MANAGED_INSTANCES.name)
-    result.pages, result.invocations = stats.pages, stats.invocations
-    result.plugins, result.quarantined = stats.plugins, stats.quarantined
-    result.files = len(committed)
-    compact_region(lake, run_id, committed)
-    newest = stats.newest_ms
-    result.window_end_ms = newest
-    candidates = [m for m in (prior, newest) if m is not None]
-    result.watermark_ms = max(candidates) if candidates else None
-    result.status = "succeeded"
-    finish(lake, result)
-    log.info(
-        "%s %s: %d invocations, %d pages", account_id, region, result.invocations, result.pages
-    )
-    return result
+    command_id: str
+    requested_ms: int
+    requested_month: str
+    instance_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -327,6 +152,176 @@ class IngestOptions:
         return cls(redactor=Redactor.from_options(config.redact), slices=config.slices)
 
 
+@dataclass(frozen=True)
+class RegionJob:
+    """Everything a region task needs: plain, picklable values (no clients, no credentials)."""
+
+    run_id: str
+    account_id: str
+    region: str
+    settings: AwsSettings
+    lake: Lake
+    window_start_ms: int | None
+    prior_watermark_ms: int | None
+    options: IngestOptions = field(default_factory=IngestOptions)
+    open_commands: tuple[OpenCommand, ...] = ()
+    stop: Stop = field(default_factory=Stop)
+
+
+@dataclass
+class RegionOutcome:
+    result: RegionResult
+    spooled: SpooledRegion
+
+
+WALK_RESTARTS = 2
+"""How often each time slice may fail with InvalidNextToken before the region fails.
+
+Every failure re-reads the whole window (what was spooled is dropped), but
+the budget is per slice: each slice is its own query with its own tokens,
+and a walk that stops the other slices at the first failure can meet each
+slice's expired token in a separate attempt.
+"""
+
+
+def ingest_region(job: RegionJob) -> RegionOutcome:
+    """Walk one region's window and its open invocations into the spool.
+
+    Raises AwsError (after discarding the spool) or Interrupted when the job
+    was stopped.
+    """
+    if job.stop.is_set():
+        raise Interrupted(f"{job.account_id} {job.region}: not started")
+    result = RegionResult(job.run_id, job.account_id, job.region)
+    result.window_start_ms = job.window_start_ms
+    lineage = Lineage(job.account_id, job.region, job.run_id, result.started_ms)
+    client = job.settings.client(job.settings.session(), "ssm", job.region)
+    Pacer().attach(client)  # one pacer per account and region, for every slice
+    options = job.options
+    window = _slices(client, job.window_start_ms, options, job.region)
+    failures: Counter[int | None] = Counter()  # InvalidNextToken per slice
+    while True:
+        writer = RegionWriter(job.lake.storage, job.run_id, job.account_id, job.region)
+        try:
+            counts, stats = _walk(client, writer, lineage, window, job)
+            result.followed, result.expired = _follow(client, writer, lineage, job)
+            spooled = writer.close()
+            break
+        except AwsError as exc:
+            writer.discard()
+            exc.region = exc.region or job.region
+            if exc.code != "InvalidNextToken":
+                raise
+            failures[exc.slice] += 1
+            if failures[exc.slice] > WALK_RESTARTS:
+                raise
+            where = "" if exc.slice is None else f" in time slice {exc.slice + 1}"
+            log.warning(
+                "%s %s: InvalidNextToken%s; re-reading the window",
+                job.account_id,
+                job.region,
+                where,
+            )
+        except BaseException:
+            writer.discard()
+            raise
+    if job.stop.is_set():
+        raise Interrupted(f"{job.account_id} {job.region}: stopped")
+    result.commands = counts.get(COMMANDS.name)
+    result.managed_instances = counts.get(MANAGED_INSTANCES.name)
+    result.pages, result.invocations = stats.pages, stats.invocations
+    result.plugins, result.quarantined = stats.plugins, stats.quarantined
+    result.window_end_ms = stats.newest_ms
+    known = [m for m in (job.prior_watermark_ms, stats.newest_ms) if m is not None]
+    result.watermark_ms = max(known) if known else None
+    result.status = "succeeded"
+    result.finished_ms = now_ms()
+    log.info(
+        "%s %s: %d invocations, %d pages",
+        job.account_id,
+        job.region,
+        result.invocations,
+        result.pages,
+    )
+    return RegionOutcome(result, spooled)
+
+
+def _walk(
+    client: Any, writer: RegionWriter, lineage: Lineage, window: list[Slice], job: RegionJob
+) -> tuple[dict[str, int], Any]:
+    """The window's invocations, and beside them the sources (ListCommands, inventory)."""
+    options = job.options
+    # The sources are a few sequential pages: walked beside the slices, they cost no time.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sources") as sources:
+        counted = (
+            sources.submit(
+                walk_sources,
+                client,
+                writer,
+                lineage,
+                job.window_start_ms,
+                retry=options.retry,
+                redactor=options.redactor,
+            )
+            if options.sources
+            else None
+        )
+        stats = walk_region(
+            client,
+            writer,
+            lineage,
+            window,
+            retry=options.retry,
+            redactor=options.redactor,
+            stop=job.stop.event,
+        )
+        counts = counted.result() if counted is not None else {}
+    if MANAGED_INSTANCES.name in counts:  # read whole (not skipped for lack of permission)
+        writer.snapshot_taken(MANAGED_INSTANCES)
+    return counts, stats
+
+
+def _follow(client: Any, writer: RegionWriter, lineage: Lineage, job: RegionJob) -> tuple[int, int]:
+    """Read again the open invocations from before the window; mark those the API lost.
+
+    Returns (invocations followed, invocations expired while open).
+    """
+    if not job.open_commands:
+        return 0, 0
+    seen = follow_commands(
+        client,
+        writer,
+        lineage,
+        [(c.command_id, c.requested_ms) for c in job.open_commands],
+        retry=job.options.retry,
+        redactor=job.options.redactor,
+        stop=job.stop.event,
+    )
+    lost = [
+        (command.requested_month, command.command_id, instance)
+        for command in job.open_commands
+        for instance in command.instance_ids
+        if instance not in seen.get(command.command_id, set())
+    ]
+    if lost:
+        months, commands, instances = (list(column) for column in zip(*lost, strict=True))
+        count = len(lost)
+        writer.expire(
+            INVOCATIONS,
+            pa.table(
+                {
+                    "account_id": [job.account_id] * count,
+                    "region": [job.region] * count,
+                    "requested_month": months,
+                    "command_id": commands,
+                    "instance_id": instances,
+                    "expired_while_open_at": pa.array([lineage.ingested_at_ms] * count, TIMESTAMP),
+                }
+            ),
+        )
+    return sum(len(c.instance_ids) for c in job.open_commands), len(lost)
+
+
 def _slices(
     client: object, start_ms: int | None, options: IngestOptions, region: str
 ) -> list[Slice]:
@@ -338,97 +333,11 @@ def _slices(
     benchmarks' replay) more threads only contend for the interpreter.
     """
     if options.slices <= 1:
-        return slices(start_ms, _now_ms(), 1)
-    after = _ms_to_datetime(start_ms)
+        return slices(start_ms, now_ms(), 1)
+    after = ms_to_datetime(start_ms)
     started = time.perf_counter()
     newest = newest_requested_ms(client, invoked_after=after, retry=options.retry, region=region)
     round_trip = time.perf_counter() - started
     if newest is None:
-        return slices(start_ms, _now_ms(), 1)
+        return slices(start_ms, now_ms(), 1)
     return slices(start_ms, newest + 1, slice_count(round_trip, options.slices))
-
-
-def compact_region(lake: Lake, run_id: str, committed: list[PurePath]) -> None:
-    """Rewrite every partition the commit touched; retire what the rewrites replaced.
-
-    Months the commit wrote as already compacted (new months, as on a first
-    backfill) are left as they are.
-    """
-    partitions = {p.parent.relative_to(lake.root) for p in committed if not is_compacted(p)}
-    months = {Path(*p.parts[1:]) for p in partitions if p.parts[0] in PAIRED}
-    alone = {(p.parts[0], Path(*p.parts[1:])) for p in partitions if p.parts[0] not in PAIRED}
-    specs = {t.name: t for t in TABLES}
-    compactor = Compactor(lake, run_id)
-    try:
-        retired = [f for month in sorted(months) for f in compactor.compact_month(month)]
-        for table, part in sorted(alone):
-            retired += compactor.compact_all(specs[table], part)
-    finally:
-        compactor.close()
-    retire(lake, retired)
-
-
-def finish(lake: Lake, result: RegionResult) -> None:
-    """Append the region's ledger row (the commit point of its watermark) and merge the ledger."""
-    result.finished_ms = _now_ms()
-    ledger.append(lake, result.ledger_row())
-    partition = Path(f"account_id={result.account_id}", f"region={result.region}")
-    compactor = Compactor(lake, result.run_id)
-    try:
-        retire(lake, compactor.compact_all(INGEST_RUNS, partition))
-    finally:
-        compactor.close()
-
-
-def fail(lake: Lake, run_id: str, account_id: str, region: str, exc: BaseException) -> RegionResult:
-    """Record a region that failed for good; its watermark does not move."""
-    result = RegionResult(run_id=run_id, account_id=account_id, region=region, status="failed")
-    result.error = " ".join(str(exc).split()) or type(exc).__name__
-    result.watermark_ms = ledger.watermark_ms(lake, account_id, region)
-    finish(lake, result)
-    return result
-
-
-@contextmanager
-def held_lake(config: RunConfig) -> Iterator[Lake]:
-    """The lake, created if new, locked for this run, with expired trash swept."""
-    lake = Lake.create(config.lake, sse_kms_key_id=config.sse_kms_key_id)
-    with lake.lock():
-        upgrade(lake, new_run_id())
-        sweep(lake, config.grace_seconds)
-        yield lake
-        sweep(lake, config.grace_seconds)  # with no grace, leave nothing retired behind
-
-
-def run_local(
-    config: RunConfig,
-    settings: AwsSettings,
-    *,
-    workers: int = 4,
-    options: IngestOptions | None = None,
-) -> RunSummary:
-    """A whole run without Prefect: the targets in a thread pool, no retries beyond botocore's."""
-    with held_lake(config) as lake:
-        plan = plan_run(config, settings)
-        summary = RunSummary(plan.run_id)
-        window = config.window()
-        options = options or IngestOptions.from_config(config)
-
-        def one(target: Target) -> RegionResult:
-            try:
-                return ingest_region(
-                    target.settings,
-                    lake,
-                    plan.run_id,
-                    target.account_id,
-                    target.region,
-                    window,
-                    options=options,
-                )
-            except AwsError as exc:
-                return fail(lake, plan.run_id, target.account_id, target.region, exc)
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            summary.results = list(pool.map(one, plan.targets))
-        summary.results += [fail(lake, plan.run_id, a, r, e) for a, r, e in plan.unreachable]
-    return summary

@@ -1,46 +1,45 @@
-"""The run ledger inside the lake: what each run did per account and region.
+"""The lake's own state for the next run: watermarks and the invocations still open.
 
-It is also the lake's state: a region's watermark (the newest RequestedDateTime
-committed) is read from its latest successful ledger row, so the lake carries
-its own state and can be moved or copied as one folder (or S3 prefix).
+Both come from the lake (the `ingest_runs` ledger and the `invocations`
+table), read once per run from one snapshot, so the lake carries its own state
+and can be moved or copied as one folder (or S3 prefix).
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Mapping
-from pathlib import PurePath
-from typing import Any
+import string
+from dataclasses import dataclass, field
 
-import pyarrow as pa
-import pyarrow.compute as pc
+import duckdb
 
-from .compact import data_files
-from .lake import Lake
-from .schema import INGEST_RUNS, INGEST_RUNS_SCHEMA
+from .ingest import OpenCommand
+from .lake import Snapshot
+from .schema import TABLES
+from .views import sql_dir, table_source
 
 
-def region_dir(lake: Lake, account_id: str, region: str) -> PurePath:
-    return lake.table_dir(INGEST_RUNS) / f"account_id={account_id}" / f"region={region}"
+@dataclass
+class RegionState:
+    watermark_ms: int | None = None
+    open_commands: list[OpenCommand] = field(default_factory=list)
 
 
-def append(lake: Lake, row: Mapping[str, Any]) -> None:
-    """Write one ledger row as its own file, atomically (compaction merges them later)."""
-    table = pa.Table.from_pylist([dict(row)], schema=INGEST_RUNS_SCHEMA)
-    directory = region_dir(lake, row["account_id"], row["region"])
-    name = f"part-{row['run_id']}-{uuid.uuid4().hex[:8]}.parquet"
-    staged = lake.root / "_staging" / f"ledger-{name}"
-    lake.storage.write_parquet(staged, table.select(INGEST_RUNS.file_schema.names))
-    lake.storage.move(staged, directory / name)
+def _query(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, name: str) -> list[tuple]:
+    text = (sql_dir() / "state" / f"{name}.sql").read_text()
+    sources = {spec.name: table_source(snapshot, spec) for spec in TABLES}
+    return con.sql(string.Template(text).substitute(sources)).fetchall()
 
 
-def watermark_ms(lake: Lake, account_id: str, region: str) -> int | None:
-    """The newest committed RequestedDateTime of a region, or None before its first success."""
-    files = data_files(region_dir(lake, account_id, region), lake.storage)
-    if not files:
-        return None
-    columns = ["status", "watermark"]
-    table = pa.concat_tables(lake.storage.read_parquet(f, columns) for f in files)
-    done = table.filter(pc.equal(table["status"], "succeeded"))
-    newest = pc.max(done["watermark"]).as_py() if done.num_rows else None
-    return None if newest is None else round(newest.timestamp() * 1000)
+def region_states(snapshot: Snapshot) -> dict[tuple[str, str], RegionState]:
+    """Per (account, region): its watermark and its open commands, oldest first."""
+    states: dict[tuple[str, str], RegionState] = {}
+    with duckdb.connect() as con:
+        snapshot.lake.storage.register(con)
+        for account, region, watermark in _query(con, snapshot, "watermarks"):
+            states.setdefault((account, region), RegionState()).watermark_ms = watermark
+        for account, region, command, requested, month, instances in _query(
+            con, snapshot, "open_invocations"
+        ):
+            state = states.setdefault((account, region), RegionState())
+            state.open_commands.append(OpenCommand(command, requested, month, tuple(instances)))
+    return states

@@ -1,16 +1,44 @@
-"""Retention chosen by the operator: drop whole months older than N days."""
+"""Retention chosen by the operator: what is older than N days leaves every table.
+
+- `invocations`, `command_plugins`, `commands`: whole months that ended
+  before the cutoff (a month stays while any of it is younger).
+- `quarantine`: records last seen before the cutoff.
+- `ingest_runs`: ledger rows that finished before the cutoff, except each
+  region's newest successful run, whose watermark the next run starts from.
+- `managed_instances` holds each region's latest inventory only (every run
+  replaces its region's snapshot), so nothing in it is older than the last run.
+
+Each table's purge is one Delta DELETE. The rows stay reachable by time
+travel, and their files on storage, until vacuum forgets them (`keep_days`,
+run right after the purge). Nothing is ever purged by default.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import PurePath
 
-from . import ledger
-from .compact import data_files, retire
+import duckdb
+import pyarrow as pa
+
+from .commit import Committer, Pending, metadata
 from .ingest import RegionResult
 from .lake import Lake
-from .schema import COMMAND_PLUGINS, INVOCATIONS
+from .maintain import vacuum
+from .schema import (
+    COMMAND_PLUGINS,
+    COMMANDS,
+    INGEST_RUNS,
+    INVOCATIONS,
+    QUARANTINE,
+    TABLES,
+    TableSpec,
+)
+from .storage import Lease
+from .views import sql_literal, table_source
+
+MONTHLY = (COMMAND_PLUGINS, COMMANDS)
+"""Monthly tables purged with `invocations`, month for month."""
 
 
 @dataclass
@@ -18,59 +46,96 @@ class PurgeResult:
     run_id: str
     cutoff: datetime
     months: dict[tuple[str, str], list[str]] = field(default_factory=dict)
-    files: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
 
     def render(self) -> str:
-        if not self.months:
-            return f"purge {self.run_id}: nothing older than {self.cutoff:%Y-%m-%d}"
-        lines = [f"purge {self.run_id}: months ending before {self.cutoff:%Y-%m-%d}"]
+        removed = ", ".join(f"{n} {t}" for t, n in self.rows.items() if n) or "nothing"
+        lines = [f"purge {self.run_id}: older than {self.cutoff:%Y-%m-%d %H:%M}Z: {removed}"]
         for (account, region), months in sorted(self.months.items()):
-            lines.append(f"  {account} {region}: {', '.join(months)}")
-        return "\n".join(lines + [f"  {self.files} files retired"])
-
-
-def _month_end(month: str) -> datetime:
-    start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
-    return (start + timedelta(days=32)).replace(day=1)
-
-
-def _month_dirs(lake: Lake, table_dir: PurePath) -> list[PurePath]:
-    """`account_id=*/region=*/requested_month=*` below a table."""
-    found = [table_dir]
-    for level in ("account_id=", "region=", "requested_month="):
-        found = [
-            d for parent in found for d in lake.storage.dirs(parent) if d.name.startswith(level)
-        ]
-    return sorted(found)
+            lines.append(f"  {account} {region}: months {', '.join(months)}")
+        return "\n".join(lines)
 
 
 def purge(
-    lake: Lake, older_than_days: float, run_id: str, now: datetime | None = None
+    lake: Lake,
+    older_than_days: float,
+    run_id: str,
+    lease: Lease,
+    *,
+    keep_days: float,
+    now: datetime | None = None,
 ) -> PurgeResult:
-    """Retire every month partition that ended more than `older_than_days` ago.
+    """Delete what is older than `older_than_days` from every table (see the module docstring).
 
-    Only whole months go: a month is kept while any of it is younger than the
-    cutoff. Files are retired like compaction's (deleted after the grace
-    period), and each account/region touched gets a ledger row.
+    The caller holds the lake's lock; `lease` is checked before each commit.
     """
     now = now or datetime.now(UTC)
     result = PurgeResult(run_id=run_id, cutoff=now - timedelta(days=older_than_days))
-    retired: list[PurePath] = []
-    for table in (INVOCATIONS, COMMAND_PLUGINS):
-        for month_dir in _month_dirs(lake, lake.table_dir(table)):
-            month = month_dir.name.removeprefix("requested_month=")
-            if month == "_none" or _month_end(month) > result.cutoff:
-                continue
-            files = data_files(month_dir, lake.storage)
-            retired += files
-            account = month_dir.parent.parent.name.removeprefix("account_id=")
-            region = month_dir.parent.name.removeprefix("region=")
-            months = result.months.setdefault((account, region), [])
-            if month not in months:
-                months.append(month)
-    retire(lake, retired)
-    result.files = len(retired)
+    kept_from = result.cutoff.strftime("%Y-%m")  # a month stays while any of it is younger
+    actions = pa.table(lake.table(INVOCATIONS).get_add_actions(flatten=True))
+    for account, region, month in _partitions(actions):
+        if month < kept_from:
+            result.months.setdefault((account, region), []).append(month)
+    for months in result.months.values():
+        months.sort()
+    for spec in (INVOCATIONS, *MONTHLY):
+        predicate = f"requested_month < {sql_literal(kept_from)}"
+        result.rows[spec.name] = _delete(lake, spec, predicate, run_id, lease)
+    cutoff = result.cutoff.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    predicate = f"ingested_at < '{cutoff}'"
+    result.rows[QUARANTINE.name] = _delete(lake, QUARANTINE, predicate, run_id, lease)
+    result.rows[INGEST_RUNS.name] = _purge_ledger(lake, result.cutoff, run_id, lease)
+    committer = Committer(lake, run_id, lease)
     for (account, region), months in result.months.items():
-        row = RegionResult(run_id, account, region, status="purged", purged_months=sorted(months))
-        ledger.append(lake, row.ledger_row())
+        row = RegionResult(run_id, account, region, status="purged", purged_months=months)
+        committer.add(Pending(None, row.ledger_row()))
+    committer.commit()
+    for spec in TABLES:
+        vacuum(lake.table(spec), run_id, keep_days)
     return result
+
+
+def _partitions(actions: pa.Table) -> set[tuple[str, str, str]]:
+    if not actions.num_rows:
+        return set()
+    columns = [actions.column(f"partition.{c}").to_pylist() for c in INVOCATIONS.partition_by]
+    return set(zip(*columns, strict=True))
+
+
+def _delete(lake: Lake, spec: TableSpec, predicate: str | None, run_id: str, lease: Lease) -> int:
+    if predicate is None:
+        return 0
+    lease.check()
+    metrics = lake.table(spec).delete(predicate, commit_properties=metadata(run_id, "purge"))
+    return int(metrics.get("num_deleted_rows", 0))
+
+
+def _purge_ledger(lake: Lake, cutoff: datetime, run_id: str, lease: Lease) -> int:
+    """Ledger rows older than the cutoff, but never a region's newest successful run."""
+    sql = f"""
+        WITH ledger AS (
+            SELECT
+                run_id, account_id, region, status, finished_at,
+                max(finished_at) FILTER (WHERE status = 'succeeded')
+                    OVER (PARTITION BY account_id, region) AS newest_success
+            FROM {table_source(lake.snapshot(), INGEST_RUNS)}
+        )
+        SELECT run_id, account_id, region FROM ledger
+        WHERE finished_at < CAST($cutoff AS TIMESTAMPTZ)
+            AND NOT (status = 'succeeded' AND finished_at = newest_success)
+    """
+    with duckdb.connect() as con:
+        lake.storage.register(con)
+        old = con.sql(sql, params={"cutoff": cutoff}).to_arrow_table()
+    if not old.num_rows:
+        return 0
+    lease.check()
+    merge = lake.table(INGEST_RUNS).merge(
+        old,
+        predicate=" AND ".join(f"t.{c} = s.{c}" for c in INGEST_RUNS.key),
+        source_alias="s",
+        target_alias="t",
+        commit_properties=metadata(run_id, "purge"),
+    )
+    metrics = merge.when_matched_delete().execute()
+    return int(metrics.get("num_target_rows_deleted", 0))

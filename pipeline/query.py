@@ -13,15 +13,17 @@ import duckdb
 import pyarrow as pa
 
 from .errors import ConfigError
-from .lake import Lake
+from .lake import AsOf, Lake
 from .views import connect
 
 FORMATS = ("table", "csv", "json")
 
 
-def run_query(lake: Lake, sql: str, params: list[Any] | None = None) -> pa.Table:
-    """Run one query over the views; DuckDB's own message on bad SQL."""
-    con = connect(lake)
+def run_query(
+    lake: Lake, sql: str, params: list[Any] | None = None, *, as_of: AsOf | None = None
+) -> pa.Table:
+    """Run one query over the views (of the lake as it stood `as_of`); DuckDB's message on bad SQL."""
+    con = connect(lake, as_of=as_of)
     try:
         return con.sql(sql, params=params or None).to_arrow_table()
     except duckdb.Error as exc:

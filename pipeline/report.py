@@ -14,7 +14,7 @@ from html import escape
 from typing import Any
 
 from .errors import ConfigError
-from .lake import Lake
+from .lake import AsOf, Lake
 from .status import StatusReport, as_utc, region_status, run_report_query
 from .views import connect
 
@@ -58,27 +58,40 @@ svg .axis { stroke: #555; }
 """
 
 
-def build_report(lake: Lake, *, start: date, end: date, as_of: datetime | None = None) -> str:
-    """The report for UTC dates `start`..`end` (inclusive); patch compliance as of `as_of` (now)."""
+def build_report(
+    lake: Lake,
+    *,
+    start: date,
+    end: date,
+    now: datetime | None = None,
+    as_of: AsOf | None = None,
+) -> str:
+    """The report for UTC dates `start`..`end` (inclusive); patch compliance as of `now`.
+
+    With `as_of`, the lake as it stood then, and `now` defaults to that moment.
+    """
     if start > end:
         raise ConfigError(f"report range is empty: {start} is after {end}")
-    as_of = as_utc(as_of or datetime.now(UTC))
+    moment = as_of.moment(lake) if as_of is not None else None
+    as_of_time = as_utc(now or moment or datetime.now(UTC))
     dates = {"start": start, "end": end}
-    con = connect(lake)
+    con = connect(lake, as_of=as_of)
     try:
         daily = run_report_query(con, "daily_success", dates)
         by_region = run_report_query(con, "failures_by_region", dates)
-        non_compliant = run_report_query(con, "non_compliant", {"days": PATCH_DAYS, "as_of": as_of})
+        non_compliant = run_report_query(
+            con, "non_compliant", {"days": PATCH_DAYS, "as_of": as_of_time}
+        )
         instances = run_report_query(con, "top_failing_instances", {**dates, "limit": TOP})
         plugins = run_report_query(con, "top_failing_plugins", {**dates, "limit": TOP})
     finally:
         con.close()
-    freshness = region_status(lake, now=as_of)
+    freshness = region_status(lake, now=as_of_time, as_of=as_of)
 
     title = f"SSM Run Command report, {start.isoformat()} to {end.isoformat()}"
     meta = (
         f"Lake <code>{escape(lake.location)}</code>. Dates are UTC. "
-        f"Patch compliance and freshness as of {escape(_when(as_of))}."
+        f"Patch compliance and freshness as of {escape(_when(as_of_time))}."
     )
     if not freshness.regions:
         sections = [

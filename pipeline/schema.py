@@ -1,8 +1,18 @@
 """The lake's tables, declared once.
 
 These Arrow schemas are the single source of truth: the flattener builds
-columns in this order and type, the writer refuses anything else, the views
-and the README's column tables are checked against them in tests.
+columns in this order and type, the writer refuses anything else, the Delta
+tables are created from them (`TableSpec.table_schema`, the flattener's
+columns plus the `requested_month` partition), and the views, the DDL and the
+README's column tables are checked against them in tests.
+
+Adding a column later (the only schema change the lake allows): append a
+nullable field to the end of a schema here. The next run adds it to the
+existing Delta table (`Lake.ensure_tables`, an ALTER TABLE ADD COLUMN), rows
+written before read as NULL, and the views name columns explicitly so nothing
+else moves. Columns are never renamed, retyped or dropped: add a new one.
+Delta stores timestamps in microseconds; the values here are whole
+milliseconds, as the API sends them, and stay so.
 """
 
 from __future__ import annotations
@@ -148,7 +158,8 @@ MANAGED_INSTANCES_SCHEMA = pa.schema(
         *_LINEAGE,
     ]
 )
-"""DescribeInstanceInformation, one snapshot per run: the compliance denominator."""
+"""DescribeInstanceInformation: each region's latest inventory, the compliance denominator.
+Each run's snapshot replaces its region's rows (earlier ones stay reachable by time travel)."""
 
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -179,6 +190,8 @@ INGEST_RUNS_SCHEMA = pa.schema(
         pa.field("purged_months", pa.list_(pa.string())),
         pa.field("commands", pa.int64()),
         pa.field("managed_instances", pa.int64()),
+        pa.field("open_followed", pa.int64()),
+        pa.field("expired_while_open", pa.int64()),
     ]
 )
 """The run ledger: one row per run x account x region (and one per purge).
@@ -188,36 +201,53 @@ this run; the next run reads its window from the newest successful one.
 """
 
 
+MONTH = pa.field("requested_month", pa.string(), nullable=False)
+"""The partition of monthly tables: the UTC month `YYYY-MM` of `TableSpec.month_from`."""
+
+
 @dataclass(frozen=True)
 class TableSpec:
     name: str
     schema: pa.Schema
+    """The rows a flattener builds (everything but the partition column)."""
     key: tuple[str, ...]
-    """Columns identifying one row of the latest state."""
+    """Columns identifying one row of the current state (partition columns included)."""
     month_from: str | None
     """Column whose UTC month is the `requested_month` partition (None: not by month)."""
+    merge: bool = True
+    """Rows replace the stored row of the same key (a Delta MERGE); False: appended."""
+    kept: tuple[pa.Field, ...] = ()
+    """Columns the lake keeps up itself rather than the API (NULL in a flattener's rows)."""
+    snapshot: bool = False
+    """A run's rows are the whole of its region: stored rows they lack are deleted."""
 
     @property
     def partition_by(self) -> tuple[str, ...]:
         return PARTITION_COLUMNS if self.month_from else PARTITION_COLUMNS[:2]
 
     @property
-    def file_schema(self) -> pa.Schema:
-        """What a Parquet file holds: the partition columns live in its path instead."""
-        return pa.schema([f for f in self.schema if f.name not in PARTITION_COLUMNS])
+    def table_schema(self) -> pa.Schema:
+        """The Delta table's columns: the flattener's, then the month partition if any."""
+        schema = pa.schema([*self.schema, *self.kept])
+        return schema.append(MONTH) if self.month_from else schema
 
 
 INVOCATIONS = TableSpec(
     name="invocations",
     schema=INVOCATIONS_SCHEMA,
-    key=("account_id", "region", "command_id", "instance_id"),
+    key=("account_id", "region", "requested_month", "command_id", "instance_id"),
     month_from="requested_date_time",
+    kept=(
+        # When a run found that the API no longer returns an invocation the lake holds
+        # as open: it aged out of SSM's retention before reaching a final state.
+        pa.field("expired_while_open_at", TIMESTAMP),
+    ),
 )
 
 COMMAND_PLUGINS = TableSpec(
     name="command_plugins",
     schema=COMMAND_PLUGINS_SCHEMA,
-    key=("account_id", "region", "command_id", "instance_id", "plugin_index"),
+    key=("account_id", "region", "requested_month", "command_id", "instance_id", "plugin_index"),
     month_from="requested_date",
 )
 
@@ -233,20 +263,25 @@ INGEST_RUNS = TableSpec(
     schema=INGEST_RUNS_SCHEMA,
     key=("run_id", "account_id", "region"),
     month_from=None,
+    merge=False,
 )
 
 COMMANDS = TableSpec(
     name="commands",
     schema=COMMANDS_SCHEMA,
-    key=("account_id", "region", "command_id"),
+    key=("account_id", "region", "requested_month", "command_id"),
     month_from="requested_date_time",
 )
 
 MANAGED_INSTANCES = TableSpec(
     name="managed_instances",
     schema=MANAGED_INSTANCES_SCHEMA,
-    key=("account_id", "region", "run_id", "instance_id"),
+    key=("account_id", "region", "instance_id"),
     month_from=None,
+    snapshot=True,
 )
 
 TABLES = (INVOCATIONS, COMMAND_PLUGINS, COMMANDS, MANAGED_INSTANCES, QUARANTINE, INGEST_RUNS)
+COMMIT_ORDER = (COMMAND_PLUGINS, INVOCATIONS, COMMANDS, MANAGED_INSTANCES, QUARANTINE, INGEST_RUNS)
+"""A batch commits its tables in this order: an invocation's plugins before the invocation,
+and the ledger (whose rows carry the regions' new watermarks) last."""

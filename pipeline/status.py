@@ -13,7 +13,7 @@ from typing import Any
 
 import duckdb
 
-from .lake import Lake
+from .lake import AsOf, Lake
 from .views import connect, sql_dir
 
 
@@ -103,12 +103,19 @@ class StatusReport:
 
 
 def region_status(
-    lake: Lake, max_age_hours: float = 36, now: datetime | None = None
+    lake: Lake,
+    max_age_hours: float = 36,
+    now: datetime | None = None,
+    *,
+    as_of: AsOf | None = None,
 ) -> StatusReport:
-    """The last run, last success and newest invocation of every account and region."""
-    now = as_utc(now or datetime.now(UTC))
+    """The last run, last success and newest invocation of every account and region.
+
+    With `as_of`, as the lake stood then, judged at that moment (unless `now` is given).
+    """
+    now = as_utc(now or (as_of.moment(lake) if as_of else None) or datetime.now(UTC))
     max_age = timedelta(hours=max_age_hours)
-    con = connect(lake)
+    con = connect(lake, as_of=as_of)
     try:
         rows = run_report_query(con, "status")
     finally:

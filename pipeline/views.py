@@ -1,23 +1,36 @@
-"""DuckDB views over the lake, defined in the top-level `sql/` folder.
+"""DuckDB views over one snapshot of the lake, defined in the top-level `sql/` folder.
 
 Each `.sql` file holds one `CREATE OR REPLACE VIEW` (or macro) named like the
-file. Python only fills in locations (`${<table>_files}`, `${trash_files}`,
-`${lake_url}`), as SQL string
-literals; user values never reach SQL text. An S3 lake's locations are
-`s3://` globs, read through the lake's own filesystem registered on the
-connection (DuckDB's httpfs is not needed for it).
+file, and is created once, after the views it reads (`creation_order`). The
+base views (one per table) read exactly the data files of one committed
+Delta version of their table: `${<table>}` in their SQL is that file list
+(or a typed empty relation for a table with no files yet). Python fills in
+only those locations, as SQL string literals; user values never reach SQL
+text. An S3 lake's files are read through the lake's own filesystem
+registered on the connection (DuckDB's httpfs is not needed for it).
 """
 
 from __future__ import annotations
 
+import re
 import string
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from .errors import ConfigError
-from .lake import EMPTY_MANIFEST, TRASH, Lake, sql_literal
-from .schema import TABLES
+from .lake import AsOf, Lake, Snapshot
+from .schema import TABLES, TIMESTAMP, TableSpec
+
+_DUCKDB_TYPES: dict[pa.DataType, str] = {
+    pa.string(): "VARCHAR",
+    pa.int32(): "INTEGER",
+    pa.int64(): "BIGINT",
+    pa.bool_(): "BOOLEAN",
+    pa.date32(): "DATE",
+    TIMESTAMP: "TIMESTAMPTZ",
+}
 
 
 def sql_dir() -> Path:
@@ -29,54 +42,91 @@ def sql_dir() -> Path:
     raise ConfigError(f"cannot find the sql/ folder near {here}")
 
 
-def view_sql(lake: Lake) -> dict[str, str]:
-    """Every view's SQL with the lake's locations filled in, keyed by view name."""
-    locations = {f"{t.name}_files": sql_literal(lake.glob(t)) for t in TABLES}
-    locations["trash_files"] = sql_literal(_trash_files(lake))
-    locations["lake_url"] = sql_literal(lake.storage.url(lake.root))
+def sql_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def duckdb_type(kind: pa.DataType) -> str:
+    """The DuckDB type a Delta data file's column of Arrow type `kind` reads as."""
+    if kind in _DUCKDB_TYPES:
+        return _DUCKDB_TYPES[kind]
+    if pa.types.is_list(kind):
+        return f"{duckdb_type(kind.value_type)}[]"
+    if pa.types.is_map(kind):
+        return f"MAP({duckdb_type(kind.key_type)}, {duckdb_type(kind.item_type)})"
+    if pa.types.is_struct(kind):
+        return "STRUCT(" + ", ".join(f'"{f.name}" {duckdb_type(f.type)}' for f in kind) + ")"
+    raise TypeError(f"no DuckDB type for Arrow {kind}")
+
+
+def table_source(snapshot: Snapshot, spec: TableSpec) -> str:
+    """What a base view selects from: its table's data files at the snapshot's version."""
+    files = snapshot.files(spec)
+    if not files:
+        columns = ", ".join(
+            f"CAST(NULL AS {duckdb_type(f.type)}) AS {f.name}" for f in spec.table_schema
+        )
+        return f"(SELECT {columns} WHERE false)"
+    partitions = ", ".join(f"'{c}': VARCHAR" for c in spec.partition_by)
+    listed = ", ".join(sql_literal(f) for f in files)
+    return f"read_parquet([{listed}], hive_partitioning = true, hive_types = {{{partitions}}})"
+
+
+def view_sql(snapshot: Snapshot) -> dict[str, str]:
+    """Every view's SQL with the snapshot's files filled in, keyed by view name."""
+    sources = {spec.name: table_source(snapshot, spec) for spec in TABLES}
     return {
-        path.stem: string.Template(path.read_text()).substitute(locations)
+        path.stem: string.Template(path.read_text()).substitute(sources)
         for path in sorted(sql_dir().glob("*.sql"))
     }
 
 
-def _trash_files(lake: Lake) -> str:
-    """The lake's trash manifests; a lake from before `_trash/_empty.json` may have none."""
-    trash = lake.root / TRASH
-    if lake.storage.exists(trash / EMPTY_MANIFEST) or lake.storage.files(trash):
-        return lake.trash_glob()
-    return str(sql_dir() / "_empty_manifest.json")
+def creation_order(sqls: dict[str, str]) -> list[str]:
+    """View names, each after every view its SQL names (a topological order)."""
+    needs = {
+        name: {
+            other
+            for other in sqls
+            if other != name and re.search(rf"\b{re.escape(other)}\b", _code(sql))
+        }
+        for name, sql in sqls.items()
+    }
+    order: list[str] = []
+    while needs:
+        ready = sorted(name for name, wanted in needs.items() if wanted <= set(order))
+        if not ready:
+            raise ConfigError(f"the views depend on each other in a cycle: {sorted(needs)}")
+        order += ready
+        for name in ready:
+            del needs[name]
+    return order
 
 
-def create_views(con: duckdb.DuckDBPyConnection, lake: Lake) -> list[str]:
-    """Create every view on `con`; returns their names in creation order.
-
-    Views may build on each other; DuckDB binds a view when it is created, so
-    a view whose dependency does not exist yet is retried after the others.
-    """
-    lake.storage.register(con)
-    pending = view_sql(lake)
-    created: list[str] = []
-    while pending:
-        errors: dict[str, str] = {}
-        progress = len(created)
-        for name, sql in list(pending.items()):
-            try:
-                con.execute(sql)
-            except duckdb.CatalogException as exc:
-                errors[name] = str(exc)
-                continue
-            created.append(name)
-            del pending[name]
-        if errors and len(created) == progress:
-            name, message = next(iter(errors.items()))
-            raise ConfigError(f"view {name} cannot be created: {message.splitlines()[0]}")
-    return created
+def _code(sql: str) -> str:
+    """SQL without its `--` comments (which name other views in prose)."""
+    return re.sub(r"--[^\n]*", "", sql)
 
 
-def connect(lake: Lake, database: str = ":memory:") -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with every view defined; dates and times in UTC."""
+def create_views(con: duckdb.DuckDBPyConnection, snapshot: Snapshot) -> list[str]:
+    """Create every view on `con`, once each, in dependency order; returns the order."""
+    snapshot.lake.storage.register(con)
+    sqls = view_sql(snapshot)
+    order = creation_order(sqls)
+    for name in order:
+        try:
+            con.execute(sqls[name])
+        except duckdb.Error as exc:
+            message = str(exc).splitlines()[0]
+            raise ConfigError(f"view {name} cannot be created: {message}") from exc
+    return order
+
+
+def connect(
+    lake: Lake, database: str = ":memory:", *, as_of: AsOf | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with every view over one snapshot; dates and times in UTC."""
+    snapshot = lake.snapshot(as_of)
     con = duckdb.connect(database)
     con.execute("SET TimeZone = 'UTC'")
-    create_views(con, lake)
+    create_views(con, snapshot)
     return con

@@ -26,10 +26,10 @@ from .arrow_page import ArrowPage
 from .errors import AwsError, FatalAwsError
 from .extract import Page, PageRetry, iter_api_pages, iter_pages, time_filters
 from .flatten import Lineage, flatten_page, flatten_source, quarantine_table
-from .lake import RegionWriter
 from .pacing import ASSUMED_RATE
 from .redact import Redactor
 from .schema import COMMAND_PLUGINS, COMMANDS, INVOCATIONS, MANAGED_INSTANCES, QUARANTINE
+from .spool import RegionWriter
 
 log = logging.getLogger("ssm_etl")
 
@@ -126,10 +126,11 @@ def walk_region(
     *,
     retry: PageRetry,
     redactor: Redactor | None = None,
+    stop: threading.Event | None = None,
 ) -> WalkStats:
     """Stream every page of every slice into `writer`; the first failure stops all slices."""
     stats = WalkStats()
-    stop = threading.Event()
+    stop = stop or threading.Event()
 
     def one(stream: int, part: Slice) -> None:
         try:
@@ -244,3 +245,44 @@ def walk_sources(
 def _filters(after_ms: int | None) -> dict[str, Any]:
     filters = time_filters(_ms(after_ms), None)
     return {"Filters": filters} if filters else {}
+
+
+def follow_commands(
+    client: Any,
+    writer: RegionWriter,
+    lineage: Lineage,
+    commands: list[tuple[str, int]],
+    *,
+    retry: PageRetry,
+    redactor: Redactor | None = None,
+    stop: threading.Event | None = None,
+) -> dict[str, set[str]]:
+    """Every invocation of each command (ListCommandInvocations by CommandId) into `writer`.
+
+    Returns the instance ids the API returned per command; a command it no
+    longer has answers with none.
+    """
+    seen: dict[str, set[str]] = {}
+    for command_id, _ in commands:
+        if stop is not None and stop.is_set():
+            break
+        found = seen.setdefault(command_id, set())
+        request = {"CommandId": command_id, "Details": True, "MaxResults": 50}
+        try:
+            for page in iter_api_pages(
+                client.list_command_invocations,
+                request,
+                "CommandInvocations",
+                retry=retry,
+                region=lineage.region,
+            ):
+                flat = flatten_page(page.records, lineage, redactor=redactor)
+                writer.add(INVOCATIONS, flat.invocations)
+                writer.add(COMMAND_PLUGINS, flat.plugins)
+                if flat.rejected:
+                    writer.add(QUARANTINE, quarantine_table(flat.rejected, lineage, redactor))
+                found.update(flat.invocations.column("instance_id").to_pylist())
+        except FatalAwsError as exc:
+            if exc.code != "InvalidCommandId":
+                raise
+    return seen

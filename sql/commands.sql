@@ -1,6 +1,6 @@
--- The commands behind the invocations (ListCommands), latest ingested state:
--- document, parameters (e.g. AWS-RunPatchBaseline's Operation: Scan or
--- Install, as parameters['Operation'][1]), targets and counts.
+-- The commands behind the invocations (ListCommands), latest state: document,
+-- parameters (e.g. AWS-RunPatchBaseline's Operation: Scan or Install, as
+-- parameters['Operation'][1]), targets and counts.
 CREATE OR REPLACE VIEW commands AS
 SELECT
     account_id,
@@ -36,14 +36,4 @@ SELECT
     run_id,
     ingested_at,
     requested_month
-FROM read_parquet(
-    ${commands_files},
-    hive_partitioning = true,
-    -- Every file of a format version has the declared schema, so DuckDB need not
-    -- reconcile footers (union_by_name): several times faster over many files.
-    hive_types = {'account_id': VARCHAR, 'region': VARCHAR, 'requested_month': VARCHAR}
-)
-QUALIFY row_number() OVER (
-    PARTITION BY account_id, region, command_id
-    ORDER BY ingested_at DESC, run_id DESC
-) = 1;
+FROM ${commands};

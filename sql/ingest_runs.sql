@@ -16,13 +16,9 @@ SELECT
     status,
     error,
     watermark,
-    purged_months
-FROM read_parquet(
-    ${ingest_runs_files},
-    hive_partitioning = true,
-    union_by_name = true,
-    hive_types = {'account_id': VARCHAR, 'region': VARCHAR}
-)
-QUALIFY row_number() OVER (
-    PARTITION BY run_id, account_id, region ORDER BY finished_at DESC
-) = 1;
+    purged_months,
+    commands,
+    managed_instances,
+    open_followed,
+    expired_while_open
+FROM ${ingest_runs};

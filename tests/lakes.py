@@ -6,9 +6,13 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pyarrow as pa
+
+from pipeline.commit import Committer, Pending
 from pipeline.flatten import Lineage, flatten_page
 from pipeline.lake import Lake
-from pipeline.schema import COMMAND_PLUGINS, INVOCATIONS
+from pipeline.schema import COMMAND_PLUGINS, INVOCATIONS, TableSpec
+from pipeline.spool import RegionWriter
 
 ACCOUNT = "012345678901"
 REGION = "eu-west-1"
@@ -83,11 +87,42 @@ def ingest(
     account: str = ACCOUNT,
     region: str = REGION,
 ) -> None:
-    """Write one region's records as one committed run, the way a real run does."""
+    """Commit one region's records the way a run does (spooled, then one batch), no ledger row."""
     lineage = Lineage(account, region, run_id, round(ingested_at.timestamp() * 1000))
     page = flatten_page(records, lineage)
     assert not page.rejected, page.rejected
-    writer = lake.writer(run_id, account, region)
-    writer.add(INVOCATIONS, page.invocations)
-    writer.add(COMMAND_PLUGINS, page.plugins)
-    writer.commit()
+    rows = [(INVOCATIONS, page.invocations), (COMMAND_PLUGINS, page.plugins)]
+    commit_rows(lake, rows, run_id=run_id, account=account, region=region)
+
+
+def commit_rows(
+    lake: Lake,
+    rows: list[tuple[TableSpec, pa.Table]],
+    *,
+    run_id: str = "run-1",
+    account: str = ACCOUNT,
+    region: str = REGION,
+) -> None:
+    """Commit flattened rows of one region as one batch, as a run's committer does.
+
+    A snapshot table's rows (`managed_instances`) replace the region's stored ones.
+    """
+    with lake.lock() as lease:  # the lock clears the spool: take it first, as a run does
+        lake.ensure_tables()
+        writer = RegionWriter(lake.storage, run_id, account, region)
+        for spec, table in rows:
+            writer.add(spec, table)
+            if spec.snapshot:
+                writer.snapshot_taken(spec)
+        committer = Committer(lake, run_id, lease)
+        committer.add(Pending(writer.close(), None))
+        committer.commit()
+
+
+def record_run(lake: Lake, row: dict[str, Any]) -> None:
+    """One ledger row, committed the way a run (or a purge) commits it."""
+    with lake.lock() as lease:
+        lake.ensure_tables()
+        committer = Committer(lake, str(row["run_id"]), lease)
+        committer.add(Pending(None, row))
+        committer.commit()

@@ -1,16 +1,22 @@
-"""The lake's layout rules: creation, refusal of foreign paths, lock, staging."""
+"""The lake's own rules: creation, refusal of foreign paths and other formats, the lock,
+the spool, and how a table gains a column."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from pipeline.errors import ConfigError, LakeBusyError
 from pipeline.flatten import Lineage, flatten_page
 from pipeline.lake import FORMAT_VERSION, Lake
-from pipeline.schema import COMMAND_PLUGINS, INVOCATIONS, TABLES
+from pipeline.schema import COMMAND_PLUGINS, INVOCATIONS, TABLES, TIMESTAMP
+from pipeline.spool import RegionWriter
+from pipeline.views import connect
+from tests.lakes import at, ingest, invocation, plugin
 
 RECORD = {
     "CommandId": "0b2e4c1a-1111-4222-8333-444455556666",
@@ -22,65 +28,117 @@ RECORD = {
 LINEAGE = Lineage("012345678901", "eu-west-1", "run-1", 1772323300000)
 
 
-def test_create_writes_marker_and_a_placeholder_per_table(tmp_path):
+def test_create_writes_the_marker_and_a_run_creates_every_table(tmp_path):
     lake = Lake.create(tmp_path / "new" / "lake")
-    assert json.loads((lake.root / "lake.json").read_text())["version"] == FORMAT_VERSION
-    for table in TABLES:
-        (placeholder,) = lake.table_dir(table).rglob("_empty.parquet")
-        assert pq.read_schema(placeholder) == table.file_schema
-        assert pq.read_metadata(placeholder).num_rows == 0
-
-
-def test_a_lake_from_a_newer_version_is_refused(tmp_path):
-    lake = Lake.create(tmp_path / "lake")
-    (lake.root / "lake.json").write_text(json.dumps({"format": "ssm-etl-lake", "version": 99}))
-    with pytest.raises(ConfigError, match="newer ssm-etl"):
-        Lake.open(lake.root)
-
-
-def test_the_lock_refuses_a_second_holder_and_sweeps_stale_staging(tmp_path):
-    lake = Lake.create(tmp_path / "lake")
-    stale = lake.root / "_staging" / "crashed-run" / "x.parquet"
-    stale.parent.mkdir(parents=True)
-    stale.write_bytes(b"half")
+    marker = json.loads((tmp_path / "new" / "lake" / "lake.json").read_text())
+    assert marker == {"format": "ssm-etl-lake", "version": FORMAT_VERSION}
+    assert connect(lake).sql("SELECT count(*) FROM invocations").fetchall() == [(0,)]
     with lake.lock():
-        assert not stale.exists()
-        with pytest.raises(LakeBusyError), Lake.open(lake.root).lock():
+        lake.ensure_tables()
+    for spec in TABLES:
+        table = lake.table(spec)
+        assert table.metadata().partition_columns == list(spec.partition_by)
+        assert [f.name for f in table.schema().fields] == spec.table_schema.names
+
+
+@pytest.mark.parametrize(
+    ("version", "message"),
+    [(99, "written by a newer ssm-etl"), (2, "ssm-etl upgrade --lake")],
+)
+def test_readers_refuse_other_formats_with_the_way_out(tmp_path, version, message):
+    root = tmp_path / "lake"
+    root.mkdir()
+    (root / "lake.json").write_text(json.dumps({"format": "ssm-etl-lake", "version": version}))
+    with pytest.raises(ConfigError, match=message):
+        Lake.open(root)
+
+
+@pytest.mark.parametrize(
+    "setup",
+    ["a file", "inside a file", "a folder with other things"],
+)
+def test_foreign_paths_are_refused_and_left_alone(tmp_path, setup):
+    target = tmp_path / "lake"
+    if setup == "a file":
+        target.write_text("not a lake")
+    elif setup == "inside a file":
+        (tmp_path / "file").write_text("x")
+        target = tmp_path / "file" / "lake"
+    else:
+        target.mkdir()
+        (target / "photo.jpg").write_bytes(b"\xff")
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    with pytest.raises(ConfigError):
+        Lake.create(target)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_the_lock_refuses_a_second_holder_and_clears_a_dead_runs_spool(tmp_path):
+    lake = Lake.create(tmp_path / "lake")
+    left = tmp_path / "lake" / "_spool" / "crashed-run" / "x.parquet"
+    left.parent.mkdir(parents=True)
+    left.write_bytes(b"half")
+    with lake.lock():
+        assert not left.exists()
+        with pytest.raises(LakeBusyError), Lake.open(lake.location).lock():
             pass
     with lake.lock():
         pass  # released
 
 
-def test_nothing_is_visible_until_commit_and_abort_leaves_nothing(tmp_path):
+def test_spooled_rows_are_invisible_and_a_discarded_region_leaves_nothing(tmp_path):
     lake = Lake.create(tmp_path / "lake")
-    page = flatten_page([RECORD], LINEAGE)
-    writer = lake.writer("run-1", "012345678901", "eu-west-1")
-    writer.add(INVOCATIONS, page.invocations)
-    writer.add(COMMAND_PLUGINS, page.plugins)
-    assert not list(lake.root.glob("invocations/account_id=0*/**/*.parquet"))
-    writer.abort()
-    assert not (lake.root / "_staging").exists() or not any((lake.root / "_staging").iterdir())
-    assert not list(lake.root.glob("invocations/account_id=0*/**/*.parquet"))
+    ingest(lake, [invocation("c-1", "i-00000001", at("2026-02-01T00:00:00"), "Success")])
+    with lake.lock():
+        writer = RegionWriter(lake.storage, "run-2", "012345678901", "eu-west-1")
+        page = flatten_page([RECORD], LINEAGE)
+        writer.add(INVOCATIONS, page.invocations)
+        writer.add(COMMAND_PLUGINS, page.plugins)
+        spooled = writer.close()
+        assert spooled.rows == {"invocations": 1, "command_plugins": 1}
+        assert spooled.months == {"invocations": {"2026-02"}, "command_plugins": {"2026-02"}}
+        assert connect(lake).sql("SELECT count(*) FROM invocations").fetchall() == [(1,)]
+        writer = RegionWriter(lake.storage, "run-2", "012345678901", "eu-west-1")
+        writer.add(INVOCATIONS, page.invocations)
+        writer.discard()
+        assert not (tmp_path / "lake" / writer.folder).exists()
 
 
-def test_commit_places_rows_in_their_utc_month(tmp_path):
+def test_rows_land_in_their_utc_month_partition(tmp_path):
     lake = Lake.create(tmp_path / "lake")
-    second = dict(RECORD, InstanceId="i-12345678", RequestedDateTime=1772323200.0)
-    page = flatten_page([second, RECORD], LINEAGE)
-    writer = lake.writer("run-1", "012345678901", "eu-west-1")
-    writer.add(INVOCATIONS, page.invocations)
-    writer.add(COMMAND_PLUGINS, page.plugins)
-    committed = writer.commit()
-    months = sorted(p.parent.name for p in committed if p.parts[-5] == "invocations")
-    assert months == ["requested_month=2026-02", "requested_month=2026-03"]
-    for path in committed:
-        assert path.parent.parent.name == "region=eu-west-1"
-        assert path.parent.parent.parent.name == "account_id=012345678901"
+    ingest(
+        lake,
+        [
+            invocation("c-1", "i-00000001", at("2026-02-28T23:59:59.999"), "Success"),
+            invocation(
+                "c-2",
+                "i-00000001",
+                at("2026-03-01T00:00:00"),
+                "Success",
+                plugins=[plugin("p0", "Success", 0)],
+            ),
+        ],
+    )
+    actions = pa.table(lake.table(INVOCATIONS).get_add_actions(flatten=True))
+    paths = sorted(actions.column("path").to_pylist())
+    assert [p.split("/")[:3] for p in paths] == [
+        ["account_id=012345678901", "region=eu-west-1", "requested_month=2026-02"],
+        ["account_id=012345678901", "region=eu-west-1", "requested_month=2026-03"],
+    ]
 
 
-def test_writer_refuses_a_batch_with_another_schema(tmp_path):
+def test_a_new_column_reaches_an_existing_table_and_old_rows_read_null(tmp_path):
+    """The schema policy: a nullable column appended to a schema is added by the next run."""
     lake = Lake.create(tmp_path / "lake")
-    page = flatten_page([RECORD], LINEAGE)
-    writer = lake.writer("run-1", "012345678901", "eu-west-1")
-    with pytest.raises(TypeError, match="declared schema"):
-        writer.add(INVOCATIONS, page.invocations.drop_columns(["comment"]))
+    ingest(lake, [invocation("c-1", "i-00000001", at("2026-02-01T00:00:00"), "Success")])
+    added = pa.field("noted_at", TIMESTAMP)
+    grown = replace(INVOCATIONS, schema=pa.schema([*INVOCATIONS.schema, added]))
+    with lake.lock():
+        lake.ensure_tables((grown,), run_id="run-2")
+    table = lake.table(INVOCATIONS)
+    assert "noted_at" in [f.name for f in table.schema().fields]
+    for path in table.file_uris():  # every file has every column: the views read them as they are
+        assert "noted_at" in pq.read_schema(path).names
+    rows = table.to_pyarrow_table(columns=["command_id", "noted_at"]).to_pylist()
+    assert rows == [{"command_id": "c-1", "noted_at": None}]
+    assert table.history(1)[0]["ssm_etl"] == {"run_id": "run-2", "operation": "add columns"}

@@ -12,13 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import ledger
 from pipeline.errors import ConfigError
 from pipeline.flatten import Lineage, flatten_source
 from pipeline.lake import Lake
 from pipeline.report import PALETTE, build_report
 from pipeline.schema import MANAGED_INSTANCES
-from tests.lakes import ACCOUNT, at, ingest, invocation, plugin
+from tests.lakes import ACCOUNT, at, commit_rows, ingest, invocation, plugin, record_run
 
 OTHER = "210987654321"
 EU, US = "eu-west-1", "us-east-1"
@@ -160,7 +159,7 @@ def parse(html: str) -> Document:
 
 
 def run(lake: Lake, account: str, region: str, finished: datetime, status: str) -> None:
-    ledger.append(
+    record_run(
         lake,
         {
             "run_id": f"run-{finished:%m%d}",
@@ -191,7 +190,7 @@ def lake(tmp_path: Path) -> Lake:
 
 @pytest.fixture
 def html(lake: Lake) -> str:
-    return build_report(lake, start=START, end=END, as_of=AS_OF)
+    return build_report(lake, start=START, end=END, now=AS_OF)
 
 
 def test_every_chart_is_inline_svg_with_marks_and_axis_labels(html: str) -> None:
@@ -227,10 +226,9 @@ def test_instances_gone_from_the_inventory_are_not_listed(lake: Lake) -> None:
         {"InstanceId": instance_id, "PingStatus": "Online", "PlatformType": "Linux"}
         for instance_id in ("i-05", "i-07")
     ]
-    writer = lake.writer("run-inventory", OTHER, US)
-    writer.add(MANAGED_INSTANCES, flatten_source("managed_instances", inventory, lineage)[0])
-    writer.commit()
-    html = build_report(lake, start=START, end=END, as_of=AS_OF)
+    rows = flatten_source("managed_instances", inventory, lineage)[0]
+    commit_rows(lake, [(MANAGED_INSTANCES, rows)], run_id="run-inventory", account=OTHER, region=US)
+    html = build_report(lake, start=START, end=END, now=AS_OF)
     table = parse(html).tables["non-compliant"]
     assert [tuple(row) for row in table[1:]] == [
         *NON_COMPLIANT[:3],
@@ -284,7 +282,7 @@ def test_freshness_flags_the_failed_region(html: str) -> None:
 
 
 def test_empty_lake_says_no_data_yet(tmp_path: Path) -> None:
-    html = build_report(Lake.create(tmp_path / "lake"), start=START, end=END, as_of=AS_OF)
+    html = build_report(Lake.create(tmp_path / "lake"), start=START, end=END, now=AS_OF)
     document = parse(html)
     assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
     assert "No data yet" in html
@@ -292,7 +290,7 @@ def test_empty_lake_says_no_data_yet(tmp_path: Path) -> None:
 
 
 def test_range_without_data_says_so(lake: Lake) -> None:
-    html = build_report(lake, start=date(2023, 1, 1), end=date(2023, 1, 31), as_of=AS_OF)
+    html = build_report(lake, start=date(2023, 1, 1), end=date(2023, 1, 31), now=AS_OF)
     assert "No finished invocations in this range." in html
     assert "No failures in this range." in html
     assert "No invocations in this range." in html

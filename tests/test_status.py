@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import ledger
 from pipeline.lake import Lake
 from pipeline.status import RegionStatus, region_status
-from tests.lakes import ACCOUNT, at, ingest, invocation
+from tests.lakes import ACCOUNT, at, ingest, invocation, record_run
 
 NOW = at("2024-06-10T12:00:00")
 OTHER = "210987654321"
@@ -32,7 +31,7 @@ def run(
     purged_months: list[str] | None = None,
 ) -> None:
     """One ledger row, written the way a run (or a purge) writes it."""
-    ledger.append(
+    record_run(
         lake,
         {
             "run_id": run_id,

@@ -1,119 +1,117 @@
-"""A format-1 lake (no derived columns) is refused by readers and upgraded in place by writers."""
+"""A format-2 lake (Parquet files, home-made commits) is upgraded in place to Delta tables.
+
+The input is a real format-2 lake frozen in `tests/data/lake-v2` (see its
+README): two nights, a killed run's duplicates and retired files. Its views'
+rows, as format 2 showed them, are the golden expectation.
+"""
 
 from __future__ import annotations
 
 import json
-import uuid
+import shutil
+from pathlib import Path
 
-import pyarrow.parquet as pq
 import pytest
 
 from flows.cli import main
-from pipeline.compact import retire
+from pipeline import upgrade as upgrade_module
 from pipeline.errors import ConfigError
-from pipeline.flatten import Lineage, flatten_page
-from pipeline.ingest import compact_region
 from pipeline.lake import FORMAT_VERSION, Lake
-from pipeline.schema import COMMAND_PLUGINS, INVOCATIONS
+from pipeline.query import json_value
+from pipeline.schema import TABLES
 from pipeline.views import connect
-from tests.lakes import ACCOUNT, REGION, at, invocation, plugin
 
-V2_ONLY = {
-    "invocations": ["plugins_started_date_time", "plugins_finished_date_time"],
-    "command_plugins": ["requested_date_time", "document_name"],
-}
-MONTHS = ("2024-04", "2024-05")
+FIXTURE = Path(__file__).parent / "data" / "lake-v2"
+EXPECTED = json.loads((FIXTURE / "views.json").read_text())
 
 
-def _night(status: str, ingested: str):
-    records = [
-        invocation(
-            f"cccccccc-0000-4000-8000-00000000000{n}",
-            f"i-{n:08x}",
-            at(f"{MONTHS[n % 2]}-1{n}T01:00:00"),
-            status,
-            document="AWS-RunPatchBaseline",
-            plugins=[
-                plugin("p0", status, 0, start=at(f"{MONTHS[n % 2]}-1{n}T01:00:05"), seconds=n),
-                plugin("p1", status, 1, start=at(f"{MONTHS[n % 2]}-1{n}T01:00:09"), seconds=2),
-            ],
-        )
-        for n in range(6)
-    ]
-    run = f"run-{ingested}"
-    return flatten_page(
-        records, Lineage(ACCOUNT, REGION, run, round(at(ingested).timestamp() * 1000))
+@pytest.fixture
+def old_lake(tmp_path: Path) -> Path:
+    root = tmp_path / "lake"
+    shutil.copytree(FIXTURE / "lake", root)
+    return root
+
+
+def _sorted(rows: list[dict]) -> list[dict]:
+    return sorted(rows, key=lambda row: json.dumps(row, sort_keys=True))
+
+
+def _view(lake: Lake, view: str, columns: list[str]) -> list[dict]:
+    relation = connect(lake).sql(f"SELECT {', '.join(columns)} FROM {view}")
+    rows = [dict(zip(relation.columns, row, strict=True)) for row in relation.fetchall()]
+    return _sorted([{k: json_value(v) for k, v in row.items()} for row in rows])
+
+
+def _assert_views_as_format_2_showed_them(root: Path) -> None:
+    lake = Lake.open(root)
+    for view, expected in EXPECTED.items():
+        assert expected, f"the fixture's {view} is empty: the check would be vacuous"
+        assert _view(lake, view, list(expected[0])) == _sorted(expected), view
+
+
+def test_readers_refuse_a_format_2_lake_with_the_way_out(old_lake):
+    with pytest.raises(ConfigError, match=r"format 2.*ssm-etl upgrade --lake"):
+        Lake.open(old_lake)
+
+
+def test_upgrade_keeps_every_view_row_for_row_and_leaves_only_delta_tables(old_lake, capsys):
+    assert main(["upgrade", "--lake", str(old_lake)]) == 0
+    out = capsys.readouterr().out
+    assert "format 2 -> 3 (Delta)" in out
+    assert Lake.open(old_lake).version == FORMAT_VERSION
+    _assert_views_as_format_2_showed_them(old_lake)
+
+    lake = Lake.open(old_lake)
+    referenced = {Path(uri) for spec in TABLES for uri in lake.table(spec).file_uris()}
+    on_disk = {p for p in old_lake.rglob("*.parquet") if "_delta_log" not in p.parts}
+    assert on_disk == referenced, "format 2's files (and placeholders) are gone"
+    assert not (old_lake / "_trash").exists() and not (old_lake / "_staging").exists()
+    history = lake.table(TABLES[0]).history()
+    operations = [h.get("ssm_etl", {}).get("operation") for h in history]
+    assert operations == ["vacuum", "vacuum", "upgrade", None]  # None: CREATE TABLE
+
+    assert main(["upgrade", "--lake", str(old_lake)]) == 0
+    assert "already in format 3" in capsys.readouterr().out
+
+
+def test_an_upgrade_killed_halfway_is_done_again(old_lake, monkeypatch):
+    real = upgrade_module._rewrite
+    calls = []
+
+    def dies_on_the_third_table(*args, **kwargs):
+        calls.append(args[2].name)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the process is killed here
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(upgrade_module, "_rewrite", dies_on_the_third_table)
+    assert main(["upgrade", "--lake", str(old_lake)]) == 130
+    with pytest.raises(ConfigError, match="format 2"):
+        Lake.open(old_lake)  # still format 2: nothing was deleted yet
+    monkeypatch.setattr(upgrade_module, "_rewrite", real)
+    assert main(["upgrade", "--lake", str(old_lake)]) == 0
+    _assert_views_as_format_2_showed_them(old_lake)
+
+
+def test_a_run_upgrades_the_lake_first(old_lake, emulator):
+    from pipeline.config import RunConfig
+    from pipeline.extract import AwsSettings
+    from pipeline.night import ThreadRunner, run_night
+
+    runner = ThreadRunner(2)
+    try:
+        config = RunConfig(lake=str(old_lake), regions=("eu-west-1",))
+        summary = run_night(config, AwsSettings(endpoint_url=emulator.url), runner)
+    finally:
+        runner.close()
+    assert summary.exit_code == 0, summary.render()
+    lake = Lake.open(old_lake)
+    assert lake.version == FORMAT_VERSION
+    keys = connect(lake).sql(
+        "SELECT count(*) = count(DISTINCT (account_id, region, command_id, instance_id)) "
+        "FROM invocations"
     )
-
-
-def _write_v1(lake: Lake, page, run: str) -> list:
-    """The page as format 1 stored it: plain files per month, without the format-2 columns."""
-    written = []
-    for spec, table in ((COMMAND_PLUGINS, page.plugins), (INVOCATIONS, page.invocations)):
-        columns = [c for c in spec.file_schema.names if c not in V2_ONLY[spec.name]]
-        for month in MONTHS:
-            month_rows = table.filter(
-                [d.strftime("%Y-%m") == month for d in table.column("requested_date").to_pylist()]
-            )
-            directory = (
-                lake.table_dir(spec)
-                / f"account_id={ACCOUNT}/region={REGION}/requested_month={month}"
-            )
-            directory.mkdir(parents=True, exist_ok=True)
-            path = directory / f"part-{run}-{uuid.uuid4().hex[:8]}.parquet"
-            pq.write_table(month_rows.select(columns), path)
-            written.append(path)
-    return written
-
-
-def _format_1_lake(root) -> Lake:
-    lake = Lake.create(root)
-    for spec in (INVOCATIONS, COMMAND_PLUGINS):  # format 1's placeholders lacked the columns too
-        empty = pq.read_table(lake.empty_file(spec))
-        pq.write_table(empty.drop_columns(V2_ONLY[spec.name]), lake.empty_file(spec))
-    first = _write_v1(lake, _night("InProgress", "2024-05-20T00:00:00"), "run-1")
-    retire(lake, first[:1])  # a replaced file still waiting for its grace period
-    _write_v1(lake, _night("Success", "2024-05-21T00:00:00"), "run-2")
-    (lake.root / "lake.json").write_text(json.dumps({"format": "ssm-etl-lake", "version": 1}))
-    return lake
-
-
-def _rows(lake: Lake, view: str):
-    lineage = "EXCLUDE (run_id, ingested_at)" if view in V2_ONLY else ""
-    return connect(lake).sql(f"SELECT * {lineage} FROM {view} ORDER BY ALL").fetchall()
-
-
-def test_readers_refuse_a_format_1_lake_with_the_way_out(tmp_path):
-    _format_1_lake(tmp_path / "lake")
-    with pytest.raises(ConfigError, match=r"format 1.*ssm-etl upgrade --lake"):
-        Lake.open(tmp_path / "lake")
-
-
-def test_upgrade_rewrites_every_partition_with_the_derived_columns(tmp_path, capsys):
-    _format_1_lake(tmp_path / "old")
-    expected = Lake.create(tmp_path / "new")  # the same two nights, written by this version
-    for ingested in ("2024-05-20T00:00:00", "2024-05-21T00:00:00"):
-        page = _night("InProgress" if ingested.startswith("2024-05-20") else "Success", ingested)
-        writer = expected.writer(f"run-{ingested}", ACCOUNT, REGION)
-        writer.add(INVOCATIONS, page.invocations)
-        writer.add(COMMAND_PLUGINS, page.plugins)
-        compact_region(expected, f"run-{ingested}", writer.commit())
-
-    assert main(["upgrade", "--lake", str(tmp_path / "old")]) == 0
-    assert "format 1 -> 2, 2 partitions rewritten" in capsys.readouterr().out
-    upgraded = Lake.open(tmp_path / "old")
-    assert upgraded.version == FORMAT_VERSION
-    for view in ("invocations", "command_plugins", "invocation_durations", "plugin_failures"):
-        assert _rows(upgraded, view) == _rows(expected, view), view
-    assert _rows(upgraded, "invocations")  # not vacuous
-    clean = connect(upgraded).sql("SELECT DISTINCT clean FROM lake_files").fetchall()
-    assert clean == [(True,)]
-    for table, columns in V2_ONLY.items():  # no file of the old format is left
-        for path in (tmp_path / "old" / table).rglob("*.parquet"):
-            assert set(columns) <= set(pq.read_schema(path).names), path
-
-    assert main(["upgrade", "--lake", str(tmp_path / "old")]) == 0
-    assert "already in format 2" in capsys.readouterr().out
+    assert keys.fetchall() == [(True,)]
 
 
 def test_upgrade_of_a_missing_lake_is_a_one_line_error(tmp_path, capsys):
