@@ -30,11 +30,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from .lake import Lake
+from .lake import Lake, dataset
 from .schema import COMMAND_PLUGINS, COMMIT_ORDER, INGEST_RUNS, INVOCATIONS, TableSpec
 from .spool import EXPIRE, OP, UPSERT, SpooledRegion, spool_schema
 from .storage import Lease
-from .views import duckdb_type
 
 log = logging.getLogger("ssm_etl")
 
@@ -175,9 +174,9 @@ class Committer:
 
     def _source(self, spec: TableSpec, files: list[str]) -> Iterator[pa.RecordBatch]:
         storage = self.lake.storage
-        paths = [storage._path(f) for f in files]
-        dataset = ds.dataset(paths, schema=spool_schema(spec), filesystem=storage.fs)
-        yield from dataset.to_batches(batch_size=_READ_BATCH, batch_readahead=2)
+        paths = [storage.fs_path(storage.uri(f)) for f in files]
+        spooled = ds.dataset(paths, schema=spool_schema(spec), filesystem=storage.fs)
+        yield from spooled.to_batches(batch_size=_READ_BATCH, batch_readahead=2)
 
     def _write(
         self,
@@ -246,17 +245,20 @@ class Committer:
         if not targets:
             return schema.empty_table()
         keys = ", ".join(spec.key)
-        hive = ", ".join(f"'{c}': VARCHAR" for c in spec.partition_by)
         sql = f"""
-            SELECT {keys}
-            FROM read_parquet({_list(targets)}, hive_partitioning = true, hive_types = {{{hive}}})
-            ANTI JOIN {self._spooled_keys(spec, scope)} AS kept USING ({keys})
+            SELECT {keys} FROM stored
+            ANTI JOIN (SELECT {keys} FROM kept WHERE {OP} = '{UPSERT}') USING ({keys})
         """
         if spec is COMMAND_PLUGINS:
             refetched = ", ".join(INVOCATIONS.key)
-            sql += f"SEMI JOIN {self._spooled_keys(INVOCATIONS, scope)} AS i USING ({refetched})"
-        with duckdb.connect() as con:
-            self.lake.storage.register(con)
+            sql += (
+                f"SEMI JOIN (SELECT {refetched} FROM refetched WHERE {OP} = '{UPSERT}') "
+                f"USING ({refetched})"
+            )
+        with duckdb.connect() as con:  # lazy scans: only the key columns are read
+            con.register("stored", dataset(self.lake.storage, spec, targets))
+            con.register("kept", self._spooled(spec, scope))
+            con.register("refetched", self._spooled(INVOCATIONS, scope))
             stale = con.sql(sql).to_arrow_table()
         columns = [
             stale.column(f.name).cast(f.type)
@@ -268,26 +270,19 @@ class Committer:
         ]
         return pa.Table.from_arrays(columns, schema=schema)
 
-    def _spooled_keys(self, spec: TableSpec, spooled: list[SpooledRegion]) -> str:
-        """A relation of the keys of `spec` that the regions' spooled rows store."""
-        files = [self.lake.storage.uri(f) for s in spooled for f in s.files.get(spec.name, [])]
-        if files:
-            return (
-                f"(SELECT {', '.join(spec.key)} FROM read_parquet({_list(files)}) "
-                f"WHERE {OP} = '{UPSERT}')"
-            )
-        types = {f.name: duckdb_type(f.type) for f in spec.table_schema}
-        nulls = ", ".join(f"CAST(NULL AS {types[c]}) AS {c}" for c in spec.key)
-        return f"(SELECT {nulls} WHERE false)"
+    def _spooled(self, spec: TableSpec, spooled: list[SpooledRegion]) -> Any:
+        """The regions' spooled rows of `spec`, as a lazily read dataset."""
+        files = [f for s in spooled for f in s.files.get(spec.name, [])]
+        if not files:
+            return spool_schema(spec).empty_table()
+        storage = self.lake.storage
+        paths = [storage.fs_path(storage.uri(f)) for f in files]
+        return ds.dataset(paths, schema=spool_schema(spec), filesystem=storage.fs)
 
 
 def _chain(*sources: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     for source in sources:
         yield from source
-
-
-def _list(uris: list[str]) -> str:
-    return "[" + ", ".join(sql_literal(u) for u in uris) + "]"
 
 
 def sql_literal(text: str) -> str:

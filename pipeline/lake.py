@@ -43,6 +43,11 @@ class Lake:
     def __init__(self, storage: Storage, version: int = FORMAT_VERSION) -> None:
         self.storage = storage
         self.version = version
+        self._tables: dict[str, Any] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without its loaded tables (a Dask worker loads its own)."""
+        return {**self.__dict__, "_tables": {}}
 
     @property
     def location(self) -> str:
@@ -164,13 +169,21 @@ class Lake:
     def table_uri(self, spec: TableSpec) -> str:
         return self.storage.uri(spec.name)
 
-    def table(self, spec: TableSpec, version: int | None = None) -> Any:
-        """The table's `DeltaTable`, at its latest version or at `version`."""
+    def table(self, spec: TableSpec) -> Any:
+        """The table's `DeltaTable` at its latest version, for a writer.
+
+        Loaded once per `Lake` and brought up to date on each call (on S3 a
+        list of the new log entries, not a new load).
+        """
         from deltalake import DeltaTable
 
-        return DeltaTable(
-            self.table_uri(spec), version=version, storage_options=self.storage.delta_options()
-        )
+        table = self._tables.get(spec.name)
+        if table is None:
+            table = DeltaTable(self.table_uri(spec), storage_options=self.storage.delta_options())
+            self._tables[spec.name] = table
+        else:
+            table.update_incremental()
+        return table
 
     def ensure_tables(self, tables: tuple[TableSpec, ...] = TABLES, run_id: str = "") -> None:
         """Create the tables that do not exist yet, and add columns a schema gained since.
@@ -224,13 +237,18 @@ class Lake:
         A table the lake does not have yet (a new lake, or a table a newer
         version added before its first run) reads as empty.
         """
+        from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
+
         moment = None if as_of is None else as_of.moment(self)
         tables: dict[str, Any] = {}
         for spec in TABLES:
-            if not self.exists(spec):
+            uri = self.table_uri(spec)
+            try:
+                table = DeltaTable(uri, storage_options=self.storage.delta_options())
+            except TableNotFoundError:
                 tables[spec.name] = None
                 continue
-            table = self.table(spec)
             if moment is not None:
                 table.load_as_version(moment)
             tables[spec.name] = table
@@ -334,6 +352,30 @@ class Snapshot:
             table = self.tables[spec.name]
             self._files[spec.name] = [] if table is None else list(table.file_uris())
         return self._files[spec.name]
+
+    def dataset(self, spec: TableSpec) -> Any:
+        """The table at this version as a pyarrow dataset (read natively, S3 included).
+
+        Registered on a DuckDB connection it is scanned lazily, with the
+        query's columns and filters pushed down: what internal queries use.
+        """
+        return dataset(self.lake.storage, spec, self.files(spec))
+
+
+def dataset(storage: Storage, spec: TableSpec, uris: list[str]) -> Any:
+    """A pyarrow dataset of a table's data files (partition columns from their Hive paths)."""
+    import pyarrow.dataset as ds
+
+    if not uris:
+        return spec.table_schema.empty_table()
+    partitions = pa.schema([spec.table_schema.field(c) for c in spec.partition_by])
+    return ds.dataset(
+        [storage.fs_path(uri) for uri in uris],
+        format="parquet",
+        filesystem=storage.fs,
+        partitioning=ds.partitioning(partitions, flavor="hive"),
+        partition_base_dir=storage.fs_path(storage.uri(spec.name)),
+    )
 
 
 def local_path(location: str | os.PathLike[str]) -> Path | None:

@@ -14,8 +14,8 @@ import duckdb
 
 from .ingest import OpenCommand
 from .lake import Snapshot
-from .schema import TABLES
-from .views import sql_dir, table_source
+from .schema import INGEST_RUNS, INVOCATIONS, TABLES
+from .views import sql_dir
 
 
 @dataclass
@@ -24,21 +24,21 @@ class RegionState:
     open_commands: list[OpenCommand] = field(default_factory=list)
 
 
-def _query(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, name: str) -> list[tuple]:
+def _query(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple]:
     text = (sql_dir() / "state" / f"{name}.sql").read_text()
-    sources = {spec.name: table_source(snapshot, spec) for spec in TABLES}
-    return con.sql(string.Template(text).substitute(sources)).fetchall()
+    return con.sql(string.Template(text).substitute({s.name: s.name for s in TABLES})).fetchall()
 
 
 def region_states(snapshot: Snapshot) -> dict[tuple[str, str], RegionState]:
     """Per (account, region): its watermark and its open commands, oldest first."""
     states: dict[tuple[str, str], RegionState] = {}
     with duckdb.connect() as con:
-        snapshot.lake.storage.register(con)
-        for account, region, watermark in _query(con, snapshot, "watermarks"):
+        for spec in (INGEST_RUNS, INVOCATIONS):
+            con.register(spec.name, snapshot.dataset(spec))
+        for account, region, watermark in _query(con, "watermarks"):
             states.setdefault((account, region), RegionState()).watermark_ms = watermark
         for account, region, command, requested, month, instances in _query(
-            con, snapshot, "open_invocations"
+            con, "open_invocations"
         ):
             state = states.setdefault((account, region), RegionState())
             state.open_commands.append(OpenCommand(command, requested, month, tuple(instances)))

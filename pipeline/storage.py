@@ -79,6 +79,10 @@ class Storage:
         """How this storage's pyarrow filesystem names `relative`."""
         raise NotImplementedError
 
+    def fs_path(self, uri: str) -> str:
+        """How this storage's pyarrow filesystem names a `uri()` (an `s3://` URL or a path)."""
+        return uri.removeprefix(S3_SCHEME)
+
     def delta_options(self) -> dict[str, str]:
         """Storage options for delta-rs (none for a local folder)."""
         return {}
@@ -340,13 +344,16 @@ class _S3Lease(Lease):
         return True
 
     def _renew(self) -> None:
-        while not self._stop.wait(LEASE_SECONDS / 3):
+        while not self._stop.wait(LEASE_SECONDS / 3) and self.lost is None:
             try:
-                if not self._write({"IfMatch": self.etag}):
-                    self.lost = "another run took the lease over"
-                    return
+                self.renew()
             except Exception as exc:  # the next renewal may succeed; check() judges the time
                 log.warning("could not renew the lease on %s: %s", self.storage.location, exc)
+
+    def renew(self) -> None:
+        """Extend the lease, if it is still ours (If-Match on the ETag we last wrote)."""
+        if not self._write({"IfMatch": self.etag}):
+            self.lost = "another run took the lease over"
 
     def check(self) -> None:
         if self.lost or time.monotonic() > self.valid_until:

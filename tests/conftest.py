@@ -19,6 +19,8 @@ os.environ.update(
         "AWS_EC2_METADATA_DISABLED": "true",
         "PREFECT_HOME": str(_HOME / "prefect"),
         "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
     }
 )
 for _name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "PREFECT_API_URL"):

@@ -88,10 +88,15 @@ def expected_plugins(record: dict, account: str, region: str) -> list[dict]:
     ]
 
 
+LAKE_ONLY = ("run_id", "ingested_at", "expired_while_open_at")
+"""Columns the API does not send: lineage, and the lake's own mark on expired invocations."""
+
+
 def view_rows(lake: Path, view: str) -> list[dict]:
-    """A view's rows with timestamps as epoch ms and dates as ISO text, lineage dropped."""
+    """A view's rows with timestamps as epoch ms and dates as ISO text, lake-only columns dropped."""
     con = connect(Lake.open(lake))
-    table = con.sql(f"SELECT * EXCLUDE (run_id, ingested_at) FROM {view}").to_arrow_table()
+    columns = [c for c in con.sql(f"SELECT * FROM {view} LIMIT 0").columns if c not in LAKE_ONLY]
+    table = con.sql(f"SELECT {', '.join(columns)} FROM {view}").to_arrow_table()
     columns = {}
     for name, column in zip(table.column_names, table.columns, strict=True):
         if pa.types.is_timestamp(column.type):
