@@ -28,10 +28,11 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 def check_location(location: str) -> str:
     """`s3://bucket[/prefix]` without a trailing slash; anything else is refused."""
     parts = urlsplit(location)
-    if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
+    unsafe = set("'\\\"`;") & set(location)  # the location is spliced into SQL literals
+    if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment or unsafe:
         raise ConfigError(
-            f"--location must be the lake's S3 URL, s3://bucket/prefix, not {location!r} "
-            "(catalog engines read tables from S3)"
+            f"--location must be the lake's S3 URL, s3://bucket/prefix, with no quote, backslash "
+            f"or semicolon, not {location!r} (catalog engines read tables from S3)"
         )
     return location.rstrip("/")
 

@@ -56,6 +56,8 @@ def history(lake: Any, limit: int | None = None) -> pa.Table:
     """Every table's commits, newest first (`limit`: the newest N of each table)."""
     rows = []
     for spec in TABLES:
+        if not lake.exists(spec):  # a lake before its first run, or a table added since
+            continue
         for entry in lake.table(spec).history(limit):
             info = entry.get("ssm_etl") or {}
             accounts, regions = _regions(info.get("regions"))
@@ -80,6 +82,8 @@ def history(lake: Any, limit: int | None = None) -> pa.Table:
 
 def commit_time(lake: Any, *, run_id: str | None = None, version: int | None = None) -> datetime:
     """When a run's last commit was made, or version `version` of `invocations` was."""
+    if not lake.exists(INVOCATIONS):
+        raise ConfigError(f"--as-of: the lake {lake.location} has no history yet (no run so far)")
     if version is not None:
         for entry in lake.table(INVOCATIONS).history():
             if entry["version"] == version:

@@ -41,6 +41,7 @@ body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: 
 h1 { font-size: 1.6em; margin-bottom: .2em; }
 h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: .2em; }
 .meta, .empty { color: #555; }
+.scroll { overflow-x: auto; }
 table { border-collapse: collapse; margin: .6em 0; font-size: 13px; }
 th, td { padding: .25em .7em; border-bottom: 1px solid #e4e4e4; text-align: left;
          white-space: nowrap; }
@@ -139,7 +140,7 @@ def _summary(
     failures = sum(r["failures"] for r in by_region)
     unhealthy = sum(not r.healthy for r in freshness.regions)
     items = [
-        f"{_count(invocations, 'invocation')} in range, {failures} failed, timed out or cancelled",
+        f"{_count(invocations, 'invocation')} in range, {failures} failed or timed out",
         f"{_count(len(non_compliant), 'instance')} out of patch compliance "
         f"(no successful AWS-RunPatchBaseline in {PATCH_DAYS} days)",
         f"{unhealthy} of {len(freshness.regions)} account/regions not ingesting "
@@ -172,7 +173,7 @@ def _success_section(rows: list[dict[str, Any]], start: date, end: date) -> str:
 def _region_section(rows: list[dict[str, Any]]) -> str:
     body = (
         bar_chart(
-            "Failed, timed-out and cancelled invocations by account and region",
+            "Failed and timed-out invocations by account and region",
             [f"{r['account_id']} {r['region']}" for r in rows],
             [r["failures"] for r in rows],
             x_label="Failed invocations",
@@ -190,6 +191,7 @@ def _compliance_section(rows: list[dict[str, Any]]) -> str:
             "account",
             "region",
             "instance",
+            "name",
             "latest patch run",
             "status",
             "status details",
@@ -201,6 +203,7 @@ def _compliance_section(rows: list[dict[str, Any]]) -> str:
                 r["account_id"],
                 r["region"],
                 r["instance_id"],
+                r["instance_name"],
                 _when(r["latest_patch_requested_date_time"]),
                 r["latest_patch_status"] or "never patched",
                 r["latest_patch_status_details"],
@@ -209,7 +212,7 @@ def _compliance_section(rows: list[dict[str, Any]]) -> str:
             )
             for r in rows
         ],
-        numeric={7},
+        numeric={8},
         table_id="non-compliant",
         empty="Every known instance had a successful patch run in the window.",
     )
@@ -314,7 +317,7 @@ def _freshness_section(report: StatusReport) -> str:
             for r in report.regions
         ],
         bad_rows={n for n, r in enumerate(report.regions) if not r.healthy},
-        table_id="freshness",
+        table_id="freshness-table",
     )
     return _section("freshness", "Data freshness", body)
 
@@ -339,7 +342,8 @@ def _table(
     if not rows:
         return _nothing(empty)
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    lines = [f'<table id="{table_id}">' if table_id else "<table>", f"<tr>{head}</tr>"]
+    table = f'<table id="{table_id}">' if table_id else "<table>"
+    lines = ['<div class="scroll">', table, f"<tr>{head}</tr>"]
     for n, row in enumerate(rows):
         cells = "".join(
             f'<td class="num">{escape(_text(v))}</td>'
@@ -348,7 +352,7 @@ def _table(
             for i, v in enumerate(row)
         )
         lines.append(f'<tr class="bad">{cells}</tr>' if n in bad_rows else f"<tr>{cells}</tr>")
-    lines.append("</table>")
+    lines += ["</table>", "</div>"]
     return "\n".join(lines)
 
 
@@ -364,8 +368,9 @@ def line_chart(
     y_label: str,
 ) -> str:
     """Lines of fractions (0..1) over days, one per series; gaps where a value is None."""
-    left, right, top, bottom = 72, 230, 44, 60
-    width = 960
+    left, top, bottom = 72, 44, 60
+    right = 50 + _text_width(max(series, key=len, default=""))  # the legend, never clipped
+    width = max(960, left + 600 + right)
     height = max(360, top + bottom + 18 * len(series))
     plot_w, plot_h = width - left - right, height - top - bottom
 
@@ -410,7 +415,7 @@ def line_chart(
         parts.append(
             f'<path d="M{lx},{ly} L{lx + 22},{ly}" stroke="{colour}" stroke-width="3"{dash_attr}/>'
         )
-        parts.append(_text_at(lx + 28, ly + 4, _clip(name, 26), "tick", "start"))
+        parts.append(_text_at(lx + 28, ly + 4, name, "tick", "start"))
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -419,8 +424,10 @@ def bar_chart(
     title: str, labels: Sequence[str], values: Sequence[int], *, x_label: str, y_label: str
 ) -> str:
     """Horizontal bars of counts, one per label, in the given order."""
-    left, right, top, bottom, row = 300, 60, 64, 60, 26
-    width = 960
+    top, bottom, row = 64, 60, 26
+    left = max(160, 16 + _text_width(max(labels, key=len, default="")))  # labels never clipped
+    right = 16 + _text_width(str(max(values, default=0)))
+    width = max(960, left + 500 + right)
     height = top + bottom + row * len(labels)
     plot_w, plot_h = width - left - right, row * len(labels)
     ticks = _ticks(max(values, default=0))
@@ -438,7 +445,7 @@ def bar_chart(
             f'<rect class="bar" x="{left}" y="{y0 + 4}" width="{x(value) - left:.1f}" '
             f'height="{row - 8}" fill="{PALETTE[0]}"><title>{escape(label)}: {value}</title></rect>'
         )
-        parts.append(_text_at(left - 8, y0 + row / 2 + 4, _clip(label, 44), "tick", "end"))
+        parts.append(_text_at(left - 8, y0 + row / 2 + 4, label, "tick", "end"))
         parts.append(_text_at(x(value) + 6, y0 + row / 2 + 4, str(value), "tick", "start"))
     parts.append(_axes(left, top, plot_w, plot_h, x_label, y_label, rotate_y_label=False))
     parts.append("</svg>")
@@ -525,5 +532,10 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+TICK_CHAR_WIDTH = 7.2
+"""An upper bound of a character's width in the 11 px tick font (wide glyphs included)."""
+
+
+def _text_width(text: str) -> int:
+    """Room for `text` in the tick font: the charts size their margins by it."""
+    return math.ceil(len(text) * TICK_CHAR_WIDTH)

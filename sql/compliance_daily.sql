@@ -1,23 +1,17 @@
 -- Per UTC day, account, region and document: how many invocations ended in each
--- status bucket, and success_rate = succeeded / finished (in-flight excluded).
--- Undeliverable invocations (Failed, StatusDetails 'Undeliverable') count in
--- both failed and undeliverable; NULL or unknown statuses count as other.
+-- outcome (see invocation_outcome.sql), and success_rate = succeeded / finished,
+-- where finished leaves out the open and the expired-while-open (NULL when nothing
+-- finished). Undeliverable invocations (Failed, StatusDetails 'Undeliverable') count
+-- in both failed and undeliverable.
 CREATE OR REPLACE VIEW compliance_daily AS
-WITH bucketed AS (
+WITH outcomes AS (
     SELECT
         requested_date,
         account_id,
         region,
         document_name,
         status_details,
-        CASE
-            WHEN status = 'Success' THEN 'succeeded'
-            WHEN status = 'Failed' THEN 'failed'
-            WHEN status = 'TimedOut' THEN 'timed_out'
-            WHEN status = 'Cancelled' THEN 'cancelled'
-            WHEN status IN ('Pending', 'InProgress', 'Delayed', 'Cancelling') THEN 'in_flight'
-            ELSE 'other'
-        END AS bucket
+        invocation_outcome(status, expired_while_open_at) AS outcome
     FROM invocations
 ),
 counted AS (
@@ -27,19 +21,21 @@ counted AS (
         region,
         document_name,
         count(*) AS invocations,
-        count(*) FILTER (WHERE bucket = 'succeeded') AS succeeded,
-        count(*) FILTER (WHERE bucket = 'failed') AS failed,
-        count(*) FILTER (WHERE bucket = 'timed_out') AS timed_out,
-        count(*) FILTER (WHERE bucket = 'cancelled') AS cancelled,
+        count(*) FILTER (WHERE outcome = 'succeeded') AS succeeded,
+        count(*) FILTER (WHERE outcome = 'failed') AS failed,
+        count(*) FILTER (WHERE outcome = 'timed_out') AS timed_out,
+        count(*) FILTER (WHERE outcome = 'cancelled') AS cancelled,
         count(*) FILTER (
-            WHERE bucket = 'failed' AND status_details = 'Undeliverable'
+            WHERE outcome = 'failed' AND status_details = 'Undeliverable'
         ) AS undeliverable,
-        count(*) FILTER (WHERE bucket = 'in_flight') AS in_flight,
-        count(*) FILTER (WHERE bucket = 'other') AS other
-    FROM bucketed
+        count(*) FILTER (WHERE outcome = 'open') AS open,
+        count(*) FILTER (WHERE outcome = 'expired') AS expired,
+        count(*) FILTER (WHERE outcome = 'other') AS other
+    FROM outcomes
     GROUP BY requested_date, account_id, region, document_name
 )
 SELECT
     *,
-    (succeeded / nullif(invocations - in_flight, 0))::DOUBLE AS success_rate
+    invocations - open - expired AS finished,
+    (succeeded / nullif(invocations - open - expired, 0))::DOUBLE AS success_rate
 FROM counted;

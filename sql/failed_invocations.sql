@@ -1,7 +1,7 @@
--- Every invocation that ended in failure (Failed, TimedOut, Cancelled) with its
--- first failed plugin (status not 'Success', lowest plugin_index) and the first
--- 200 characters of that plugin's output. Invocations without plugins (such as
--- undeliverable ones) appear with NULL plugin columns.
+-- Every invocation that ended in failure (Failed, TimedOut; undeliverable ones
+-- included) with its first failed plugin (see plugin_failed.sql; lowest
+-- plugin_index) and the first 200 characters of that plugin's output. Invocations
+-- without a failed plugin (undeliverable, delivery timed out) have NULL plugin columns.
 CREATE OR REPLACE VIEW failed_invocations AS
 WITH first_failed_plugin AS (
     -- An aggregate rather than a window: one hash pass instead of sorting.
@@ -15,7 +15,7 @@ WITH first_failed_plugin AS (
             plugin_index
         ) AS plugin
     FROM command_plugins
-    WHERE status IS DISTINCT FROM 'Success'
+    WHERE plugin_failed(status, status_details)
     GROUP BY account_id, region, command_id, instance_id
 )
 SELECT
@@ -34,4 +34,4 @@ SELECT
 FROM invocations AS i
 LEFT JOIN first_failed_plugin AS p
     USING (account_id, region, command_id, instance_id)
-WHERE i.status IN ('Failed', 'TimedOut', 'Cancelled');
+WHERE invocation_outcome(i.status, i.expired_while_open_at) IN ('failed', 'timed_out');

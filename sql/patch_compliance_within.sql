@@ -1,4 +1,5 @@
--- Per known instance (from invocations or the latest inventory snapshot): its
+-- Per known instance (from invocations or the latest inventory snapshot): its name
+-- (the latest non-empty InstanceName, else the inventory's), its
 -- latest AWS-RunPatchBaseline Install run as of `as_of`, that run's status,
 -- details and age in days, its latest successful run, and `compliant`: a
 -- successful run within the `days` days before `as_of`. Runs whose command
@@ -8,18 +9,31 @@
 -- is NULL for them (`in_inventory` = false). Windows are measured in UTC.
 CREATE OR REPLACE MACRO patch_compliance_within(days, as_of := now()) AS TABLE
 WITH instances AS (
-    -- Every known instance, whether the latest inventory lists it, and whether its
-    -- region has an inventory at all; managed_instances is read once (a year of
-    -- nightly snapshots is millions of rows).
+    -- Every known instance, its name, whether the latest inventory lists it, and
+    -- whether its region has an inventory at all.
     SELECT
         account_id,
         region,
         instance_id,
-        m.listed IS NOT NULL AS listed,
-        bool_or(m.listed IS NOT NULL) OVER (PARTITION BY account_id, region) AS inventoried
-    FROM (SELECT DISTINCT account_id, region, instance_id FROM invocations)
+        coalesce(i.invoked_name, m.listed_name) AS instance_name,
+        m.instance_id IS NOT NULL AS listed,
+        bool_or(m.instance_id IS NOT NULL) OVER (PARTITION BY account_id, region) AS inventoried
+    FROM (
+        SELECT
+            account_id,
+            region,
+            instance_id,
+            arg_max(nullif(instance_name, ''), requested_date_time) AS invoked_name
+        FROM invocations
+        GROUP BY account_id, region, instance_id
+    ) AS i
     FULL OUTER JOIN (
-        SELECT DISTINCT account_id, region, instance_id, true AS listed FROM managed_instances
+        SELECT
+            account_id,
+            region,
+            instance_id,
+            coalesce(nullif(name, ''), nullif(computer_name, '')) AS listed_name
+        FROM managed_instances
     ) AS m USING (account_id, region, instance_id)
 ),
 patch_runs AS (
@@ -56,6 +70,7 @@ SELECT
     account_id,
     region,
     instance_id,
+    instance_name,
     p.latest_patch_requested_date_time,
     p.latest_patch_status,
     p.latest_patch_status_details,

@@ -1,4 +1,5 @@
--- Failed plugins (status not 'Success', NULL included) counted by document,
+-- Failed plugins (see plugin_failed.sql: ran and ended in failure; pending, running,
+-- cancelled and never-delivered plugins are not failures) counted by document,
 -- plugin name and response code: how many plugin runs failed and when the
 -- latest of those invocations was requested. Plugin rows carry their
 -- invocation's document and time, so this needs no join.
@@ -17,5 +18,5 @@ SELECT
     count(*) AS failures,
     max(requested_date_time) AS last_failed_date_time
 FROM command_plugins
-WHERE status IS DISTINCT FROM 'Success'
+WHERE plugin_failed(status, status_details)
 GROUP BY document_name, name, response_code;

@@ -11,7 +11,7 @@ import pyarrow as pa
 from pipeline.commit import Committer, Pending
 from pipeline.flatten import Lineage, flatten_page
 from pipeline.lake import Lake
-from pipeline.schema import COMMAND_PLUGINS, INVOCATIONS, TableSpec
+from pipeline.schema import COMMAND_PLUGINS, INVOCATIONS, TIMESTAMP, TableSpec
 from pipeline.spool import RegionWriter
 
 ACCOUNT = "012345678901"
@@ -125,4 +125,33 @@ def record_run(lake: Lake, row: dict[str, Any]) -> None:
         lake.ensure_tables()
         committer = Committer(lake, str(row["run_id"]), lease)
         committer.add(Pending(None, row))
+        committer.commit()
+
+
+def expire(
+    lake: Lake,
+    keys: list[tuple[str, str, datetime]],
+    *,
+    when: datetime,
+    run_id: str = "run-expire",
+    account: str = ACCOUNT,
+    region: str = REGION,
+) -> None:
+    """Mark stored invocations (command id, instance id, requested) expired while open,
+    as a run does when the API no longer returns them."""
+    table = pa.table(
+        {
+            "account_id": [account] * len(keys),
+            "region": [region] * len(keys),
+            "requested_month": [r.strftime("%Y-%m") for _, _, r in keys],
+            "command_id": [c for c, _, _ in keys],
+            "instance_id": [i for _, i, _ in keys],
+            "expired_while_open_at": pa.array([when] * len(keys), TIMESTAMP),
+        }
+    )
+    with lake.lock() as lease:
+        writer = RegionWriter(lake.storage, run_id, account, region)
+        writer.expire(INVOCATIONS, table)
+        committer = Committer(lake, run_id, lease)
+        committer.add(Pending(writer.close(), None))
         committer.commit()

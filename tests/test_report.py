@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import struct
 import subprocess
@@ -42,7 +44,8 @@ EU_RECORDS = [
         plugin("aws:runShellScript", "TimedOut", -1),
     ]),
     invocation("p-0308", "i-01", at("2024-03-08T02:00:00"), "Success", document=PATCH),
-    invocation("p-0308", "i-02", at("2024-03-08T02:00:00"), "Failed", document=PATCH, plugins=[
+    invocation("p-0308", "i-02", at("2024-03-08T02:00:00"), "Failed", document=PATCH,
+               instance_name="web-02", plugins=[
         plugin("PatchLinux", "Failed", 1, output="yum: no space left"),
     ]),
     invocation("s-0309", "i-03", at("2024-03-09T10:00:00"), "Failed", plugins=[
@@ -62,29 +65,31 @@ US_RECORDS = [
 # fmt: on
 
 NON_COMPLIANT = [
-    # account, region, instance, latest patch run, status, details, last success, its age
+    # account, region, instance, name, latest patch run, status, details, last success, its age
     (
         ACCOUNT,
         EU,
         "i-02",
+        "web-02",
         "2024-03-08 02:00 UTC",
         "Failed",
         "Failed",
         "2024-03-01 02:00 UTC",
         "9.4 days",
     ),
-    (ACCOUNT, EU, "i-03", "", "never patched", "", "", "never"),
+    (ACCOUNT, EU, "i-03", "", "", "never patched", "", "", "never"),
     (
         ACCOUNT,
         EU,
         "i-04",
+        "",
         "2024-03-09 02:00 UTC",
         "TimedOut",
         "DeliveryTimedOut",
         "2024-02-20 02:00 UTC",
         "19.4 days",
     ),
-    (OTHER, US, "i-06", "2024-03-06 02:00 UTC", "Failed", "Undeliverable", "", "never"),
+    (OTHER, US, "i-06", "", "2024-03-06 02:00 UTC", "Failed", "Undeliverable", "", "never"),
 ]
 
 
@@ -197,13 +202,18 @@ def test_every_chart_is_inline_svg_with_marks_and_axis_labels(html: str) -> None
     document = parse(html)
     assert [c["titles"] for c in document.charts] == [
         ["Daily success rate per document"],
-        ["Failed, timed-out and cancelled invocations by account and region"],
+        ["Failed and timed-out invocations by account and region"],
         ["Top 4 failing instances"],
         ["Top 5 failing plugins (first failed plugin of each failed invocation)"],
     ]
     for chart in document.charts:
         assert {"path", "rect"} & set(chart["marks"]), chart
         assert len(chart["axis_labels"]) == 2 and all(chart["axis_labels"]), chart
+
+
+def test_every_id_is_unique(html: str) -> None:
+    ids = re.findall(r'\bid="([^"]*)"', html)
+    assert len(ids) >= 8 and len(ids) == len(set(ids)), sorted(ids)
 
 
 def test_no_network_assets_and_no_scripts(html: str) -> None:
@@ -232,7 +242,7 @@ def test_instances_gone_from_the_inventory_are_not_listed(lake: Lake) -> None:
     table = parse(html).tables["non-compliant"]
     assert [tuple(row) for row in table[1:]] == [
         *NON_COMPLIANT[:3],
-        (OTHER, US, "i-07", "", "never patched", "", "", "never"),
+        (OTHER, US, "i-07", "", "", "never patched", "", "", "never"),
     ]
 
 
@@ -274,7 +284,7 @@ def test_top_failing_plugins(html: str) -> None:
 
 
 def test_freshness_flags_the_failed_region(html: str) -> None:
-    table = parse(html).tables["freshness"]
+    table = parse(html).tables["freshness-table"]
     assert [(row[0], row[1], row[2], row[4]) for row in table[1:]] == [
         (ACCOUNT, EU, "ok", "succeeded"),
         (OTHER, US, "last run failed", "failed"),
@@ -308,12 +318,10 @@ def test_reversed_range_is_refused(lake: Lake) -> None:
         build_report(lake, start=END, end=START)
 
 
-def test_renders_in_headless_chromium(html: str, tmp_path: Path) -> None:
+def _chromium(tmp_path: Path, page: Path, *extra: str) -> subprocess.CompletedProcess:
     if not CHROMIUM.exists():
         pytest.skip("install Debian's chromium package (apt-get install chromium) to run this test")
-    page, shot = tmp_path / "report.html", tmp_path / "report.png"
-    page.write_text(html, encoding="utf-8")
-    subprocess.run(
+    done = subprocess.run(
         [
             str(CHROMIUM),
             "--headless",
@@ -324,19 +332,64 @@ def test_renders_in_headless_chromium(html: str, tmp_path: Path) -> None:
             "--disable-sync",
             "--no-first-run",
             f"--user-data-dir={tmp_path / 'profile'}",
-            f"--screenshot={shot}",
             "--window-size=1200,2000",
+            *extra,
             page.as_uri(),
         ],
         check=True,
         capture_output=True,
+        text=True,
         timeout=120,
     )
+    shutil.rmtree(tmp_path / "profile", ignore_errors=True)
+    return done
+
+
+def test_renders_in_headless_chromium(html: str, tmp_path: Path) -> None:
+    page, shot = tmp_path / "report.html", tmp_path / "report.png"
+    page.write_text(html, encoding="utf-8")
+    _chromium(tmp_path, page, f"--screenshot={shot}")
     colours = png_colours(shot.read_bytes())
     assert len(colours) > 10
     bar = tuple(int(PALETTE[0][i : i + 2], 16) for i in (1, 3, 5))
     assert bar in colours, "the bar charts' colour is not on screen"
-    shutil.rmtree(tmp_path / "profile", ignore_errors=True)
+
+
+MEASURE = """<script>
+const clipped = [];
+for (const svg of document.querySelectorAll("svg")) {
+  const box = svg.getBoundingClientRect();  // on screen: rotated labels included
+  for (const text of svg.querySelectorAll("text")) {
+    const b = text.getBoundingClientRect();
+    if (b.left < box.left - 0.5 || b.top < box.top - 0.5 || b.right > box.right + 0.5
+        || b.bottom > box.bottom + 0.5) clipped.push(text.textContent);
+  }
+}
+document.body.setAttribute("data-clipped", JSON.stringify(clipped));
+</script>"""
+
+
+def test_no_chart_label_is_cut_off(tmp_path: Path) -> None:
+    """Long document and plugin names are drawn whole, inside their chart (measured by a browser)."""
+    lake = Lake.create(tmp_path / "lake")
+    long_document = "Acme-QuarterlyHardeningBaselineForThePciCardholderDataEnvironment"
+    long_plugin = "applyCisLevelTwoBenchmarkControlsAndRebootWhenRequired"
+    ingest(lake, [
+        invocation(f"c-{n}", f"i-{n:08x}", at("2024-03-05T10:00:00"), "Failed",
+                   document=long_document, instance_name=f"{long_document.lower()}-{n}",
+                   plugins=[plugin(long_plugin, "Failed", 1234567)])
+        for n in range(3)
+    ])  # fmt: skip
+    html = build_report(lake, start=START, end=END, now=AS_OF)
+    assert "…" not in html
+    page = tmp_path / "report.html"
+    page.write_text(html.replace("</body>", MEASURE + "</body>"), encoding="utf-8")
+    dom = _chromium(tmp_path, page, "--dump-dom").stdout
+    found = re.search(r'data-clipped="([^"]*)"', dom)
+    assert found, "the measuring script did not run"
+    assert json.loads(found.group(1).replace("&quot;", '"')) == []
+    for name in (long_document, long_plugin):
+        assert name in dom
 
 
 def png_colours(data: bytes) -> set[tuple[int, ...]]:

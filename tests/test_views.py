@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from pipeline.flatten import Lineage, flatten_source
 from pipeline.lake import Lake
 from pipeline.schema import (
     COMMAND_PLUGINS,
@@ -23,7 +24,17 @@ from pipeline.schema import (
     TIMESTAMP,
 )
 from pipeline.views import connect
-from tests.lakes import ACCOUNT, REGION, at, ingest, invocation, plugin, record_run
+from tests.lakes import (
+    ACCOUNT,
+    REGION,
+    at,
+    commit_rows,
+    expire,
+    ingest,
+    invocation,
+    plugin,
+    record_run,
+)
 
 EAST = "us-east-1"
 SHELL = "AWS-RunShellScript"
@@ -217,9 +228,7 @@ def test_a_reingested_invocation_shows_once_with_its_latest_state(lake):
         (0, "fetch", "Success", "run-2"),
         (1, "build", "Success", "run-2"),
     ]
-    assert rows(con, "SELECT invocations, succeeded, in_flight FROM compliance_daily") == [
-        (1, 1, 0)
-    ]
+    assert rows(con, "SELECT invocations, succeeded, open FROM compliance_daily") == [(1, 1, 0)]
     assert rows(con, "SELECT * FROM plugin_failures") == []
 
 
@@ -230,7 +239,7 @@ def test_report_views_and_macros_have_these_columns(lake):
     con = open_lake(lake)
     counts = [
         "invocations", "succeeded", "failed", "timed_out", "cancelled",
-        "undeliverable", "in_flight", "other",
+        "undeliverable", "open", "expired", "other", "finished",
     ]  # fmt: skip
     bucket_columns = [(c, "BIGINT") for c in counts] + [("success_rate", "DOUBLE")]
     group = [("account_id", "VARCHAR"), ("region", "VARCHAR"), ("document_name", "VARCHAR")]
@@ -245,6 +254,7 @@ def test_report_views_and_macros_have_these_columns(lake):
             ("document_name", "VARCHAR"),
             ("last_requested_date_time", tz),
             ("last_status", "VARCHAR"),
+            ("last_outcome", "VARCHAR"),
             ("last_success_date_time", tz),
             ("consecutive_failures", "BIGINT"),
         ],
@@ -280,6 +290,7 @@ def test_report_views_and_macros_have_these_columns(lake):
             ("account_id", "VARCHAR"),
             ("region", "VARCHAR"),
             ("instance_id", "VARCHAR"),
+            ("instance_name", "VARCHAR"),
             ("latest_patch_requested_date_time", tz),
             ("latest_patch_status", "VARCHAR"),
             ("latest_patch_status_details", "VARCHAR"),
@@ -324,17 +335,17 @@ def test_views_give_the_same_answers_in_any_session_time_zone(lake):
 def test_compliance_daily_counts_every_status_bucket(fleet):
     assert rows(fleet, "SELECT * FROM compliance_daily") == [
         # date, account, region, document, invocations, succeeded, failed, timed_out,
-        # cancelled, undeliverable, in_flight, other, success_rate
-        (date(2024, 3, 5), ACCOUNT, REGION, PATCH, 2, 1, 1, 0, 0, 0, 0, 0, 0.5),
-        (date(2024, 3, 5), ACCOUNT, REGION, SHELL, 10, 1, 2, 1, 1, 1, 4, 1, 1 / 6),
-        (date(2024, 3, 5), ACCOUNT, EAST, SHELL, 1, 1, 0, 0, 0, 0, 0, 0, 1.0),
+        # cancelled, undeliverable, open, expired, other, finished, success_rate
+        (date(2024, 3, 5), ACCOUNT, REGION, PATCH, 2, 1, 1, 0, 0, 0, 0, 0, 0, 2, 0.5),
+        (date(2024, 3, 5), ACCOUNT, REGION, SHELL, 10, 1, 2, 1, 1, 1, 4, 0, 1, 6, 1 / 6),
+        (date(2024, 3, 5), ACCOUNT, EAST, SHELL, 1, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1.0),
     ]
 
 
 def test_compliance_daily_success_rate_is_null_with_nothing_finished(history):
     assert rows(
         history, "SELECT * FROM compliance_daily WHERE requested_date = DATE '2024-03-05'"
-    ) == [(date(2024, 3, 5), ACCOUNT, REGION, SHELL, 1, 0, 0, 0, 0, 0, 1, 0, None)]
+    ) == [(date(2024, 3, 5), ACCOUNT, REGION, SHELL, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, None)]
 
 
 def test_a_missing_status_counts_as_other(lake):
@@ -347,11 +358,11 @@ def test_a_missing_status_counts_as_other(lake):
 
 def test_compliance_between_sums_the_days_in_range(history):
     assert rows(history, "SELECT * FROM compliance_between('2024-03-01', '2024-03-03')") == [
-        (ACCOUNT, REGION, PATCH, 1, 0, 1, 0, 0, 0, 0, 0, 0.0),
-        (ACCOUNT, REGION, SHELL, 9, 2, 3, 1, 1, 0, 1, 1, 0.25),
+        (ACCOUNT, REGION, PATCH, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0.0),
+        (ACCOUNT, REGION, SHELL, 9, 2, 3, 1, 1, 0, 1, 0, 1, 8, 0.25),
     ]
     assert rows(history, "SELECT * FROM compliance_between(DATE '2024-03-04', '2024-03-05')") == [
-        (ACCOUNT, REGION, SHELL, 3, 0, 1, 0, 0, 0, 2, 0, 0.0),
+        (ACCOUNT, REGION, SHELL, 3, 0, 1, 0, 0, 0, 2, 0, 0, 1, 0.0),
     ]
     assert rows(history, "SELECT * FROM compliance_between('2024-04-01', '2024-04-30')") == []
 
@@ -382,13 +393,13 @@ def test_a_millisecond_either_side_of_midnight_lands_in_its_utc_day_and_month(la
 
 def test_instance_last_run_counts_the_latest_finished_failures(history):
     assert rows(history, "SELECT * FROM instance_last_run") == [
-        # latest in flight, skipped: Failed then TimedOut before it, after a success
-        (ACCOUNT, REGION, "i-01", PATCH, D1, "Failed", None, 1),
-        (ACCOUNT, REGION, "i-01", SHELL, D4, "InProgress", D1, 2),
-        # an unknown status (Rebooting) ends the streak
-        (ACCOUNT, REGION, "i-02", SHELL, D4, "Failed", None, 2),
-        (ACCOUNT, REGION, "i-03", SHELL, D2, "Success", D2, 0),
-        (ACCOUNT, REGION, "i-04", SHELL, D5, "Delayed", None, 0),
+        (ACCOUNT, REGION, "i-01", PATCH, D1, "Failed", "failed", None, 1),
+        # the latest is open, skipped: Failed then TimedOut before it, after a success
+        (ACCOUNT, REGION, "i-01", SHELL, D4, "InProgress", "open", D1, 2),
+        # a cancelled run is skipped, an unknown status (Rebooting) ends the streak
+        (ACCOUNT, REGION, "i-02", SHELL, D4, "Failed", "failed", None, 1),
+        (ACCOUNT, REGION, "i-03", SHELL, D2, "Success", "succeeded", D2, 0),
+        (ACCOUNT, REGION, "i-04", SHELL, D5, "Delayed", "open", None, 0),
     ]
 
 
@@ -403,8 +414,6 @@ def test_failed_invocations_name_their_first_failed_plugin(fleet):
          "build", 2, "E" * 200),
         (ACCOUNT, REGION, "cmd-shell", "i-03", None, SHELL, T, "TimedOut", "ExecutionTimedOut",
          "aws:runShellScript", -1, "timeout"),
-        (ACCOUNT, REGION, "cmd-shell", "i-04", None, SHELL, T, "Cancelled", "Cancelled",
-         "aws:runShellScript", None, None),
         (ACCOUNT, REGION, "cmd-shell", "i-05", None, SHELL, T, "Failed", "Undeliverable",
          None, None, None),
     ]  # fmt: skip
@@ -413,9 +422,8 @@ def test_failed_invocations_name_their_first_failed_plugin(fleet):
 def test_plugin_failures_by_document_plugin_and_code(fleet):
     assert rows(fleet, "SELECT * FROM plugin_failures") == [
         (PATCH, "PatchLinux", 1, 1, T2),
-        (SHELL, "aws:runShellScript", -1, 1, T),
-        # any status but Success is a failure, including a plugin still running
-        (SHELL, "aws:runShellScript", None, 2, T),
+        (SHELL, "aws:runShellScript", -1, 1, T),  # timed out while executing
+        # not failures: i-04's cancelled plugin, i-06's running one
         (SHELL, "build", 2, 1, T),
         (SHELL, "deploy", 1, 1, T),
     ]
@@ -440,8 +448,8 @@ def test_plugin_failures_count_every_failed_run(lake):
 def test_invocation_durations_span_first_start_to_last_finish(fleet):
     # PatchBaseline runs: 120 s, 60 s. Shell runs with both times: 10, 22, 60, 4 s.
     assert rows(fleet, "SELECT * FROM invocation_durations") == [
-        (PATCH, 2, 90.0, pytest.approx(117.0), 120.0),
-        (SHELL, 4, 16.0, pytest.approx(54.3), 60.0),
+        (PATCH, 2, 90.0, 117.0, 120.0),
+        (SHELL, 4, 16.0, 54.3, 60.0),
     ]
 
 
@@ -455,7 +463,7 @@ def test_patch_compliance_within_days_of_as_of(lake, time_zone):
     con = open_lake(lake, time_zone)
     no_inventory = f"SELECT count(*) FROM patch_compliance_within(7, as_of := {AS_OF}) WHERE in_inventory IS NOT NULL"
     assert rows(con, no_inventory) == [(0,)], "without a snapshot, inventory says nothing"
-    columns = "* EXCLUDE (latest_patch_status_details, in_inventory)"
+    columns = "* EXCLUDE (instance_name, latest_patch_status_details, in_inventory)"
     assert rows(con, f"SELECT {columns} FROM patch_compliance_within(7, as_of := {AS_OF})") == [
         # a success exactly 7 days before as_of counts; the later failure does not undo it
         (ACCOUNT, REGION, "i-01", at("2024-03-09T12:00:00"), "Failed", 1.0,
@@ -542,3 +550,99 @@ def test_every_sql_recipe_in_the_readme_runs(fleet):
     assert len(recipes) >= 7
     for recipe in recipes:
         fleet.sql(recipe).fetchall()  # a typo in a column or view name raises here
+
+
+# --- open, finished, expired while open (see sql/invocation_outcome.sql) -----------------
+
+
+def test_an_invocation_that_expired_while_open_is_neither_open_nor_finished(lake):
+    opened = at("2024-03-01T06:00:00")
+    ingest(lake, [
+        invocation("p1", "i-01", opened, "InProgress", document=PATCH),
+        invocation("p1", "i-02", opened, "Success", document=PATCH),
+        invocation("p2", "i-01", at("2024-02-20T06:00:00"), "Success", document=PATCH),
+        invocation("c1", "i-01", at("2024-03-02T06:00:00"), "Failed"),
+        invocation("c2", "i-01", at("2024-03-03T06:00:00"), "Pending"),
+    ])  # fmt: skip
+    expire(lake, [("p1", "i-01", opened), ("c2", "i-01", at("2024-03-03T06:00:00"))], when=T)
+    con = open_lake(lake)
+    assert rows(con, "SELECT command_id, status, expired_while_open_at FROM invocations") == [
+        ("c1", "Failed", None),
+        ("c2", "Pending", T),  # the last state is kept, and marked
+        ("p1", "InProgress", T),
+        ("p1", "Success", None),
+        ("p2", "Success", None),
+    ]
+    assert rows(
+        con,
+        "SELECT document_name, open, expired, finished, success_rate FROM "
+        "compliance_between('2024-03-01', '2024-03-31')",
+    ) == [(PATCH, 0, 1, 1, 1.0), (SHELL, 0, 1, 1, 0.0)]
+    assert rows(
+        con,
+        "SELECT document_name, last_status, last_outcome, last_success_date_time, "
+        "consecutive_failures FROM instance_last_run WHERE instance_id = 'i-01'",
+    ) == [
+        (PATCH, "InProgress", "expired", at("2024-02-20T06:00:00"), 0),
+        (SHELL, "Pending", "expired", None, 1),  # skipped: the failure before it still counts
+    ]
+    assert rows(con, "SELECT command_id FROM failed_invocations") == [("c1",)]
+
+
+def test_plugins_that_did_not_run_to_a_failure_are_not_failures(lake):
+    ingest(lake, [
+        invocation("c1", "i-01", T, "TimedOut", details="DeliveryTimedOut", plugins=[
+            {**plugin("step", "TimedOut", -1), "StatusDetails": "DeliveryTimedOut"},
+        ]),
+        invocation("c1", "i-02", T, "Pending", plugins=[plugin("step", "Pending", -1)]),
+        invocation("c1", "i-03", T, "Cancelled", plugins=[plugin("step", "Cancelled", -1)]),
+        invocation("c1", "i-04", T, "InProgress", plugins=[plugin("step", "InProgress", -1)]),
+        invocation("c1", "i-05", T, "Failed", plugins=[plugin("step", "Failed", 1)]),
+        invocation("c1", "i-06", T, "TimedOut", details="ExecutionTimedOut", plugins=[
+            {**plugin("step", "TimedOut", 124), "StatusDetails": "ExecutionTimedOut"},
+        ]),
+    ])  # fmt: skip
+    con = open_lake(lake)
+    assert rows(con, "SELECT * FROM plugin_failures") == [
+        (SHELL, "step", 1, 1, T),
+        (SHELL, "step", 124, 1, T),
+    ]
+    assert rows(con, "SELECT instance_id, failed_plugin_name FROM failed_invocations") == [
+        ("i-01", None),  # never delivered: a failed invocation without a failed plugin
+        ("i-05", "step"),
+        ("i-06", "step"),
+    ]
+
+
+def test_durations_are_whole_milliseconds(lake):
+    start = at("2024-03-05T00:00:00")
+    ingest(lake, [
+        invocation(f"c{n}", "i-01", start, "Success", plugins=[
+            plugin("step", "Success", 0, start=start, seconds=seconds),
+        ])
+        for n, seconds in enumerate((10.1, 20.2))
+    ])  # fmt: skip
+    # unrounded, the median is 15.149999999999999 and the p95 19.694999999999997
+    assert rows(
+        open_lake(lake), "SELECT p50_seconds, p95_seconds, max_seconds FROM invocation_durations"
+    ) == [(15.15, 19.695, 20.2)]
+
+
+def test_patch_compliance_names_each_instance(lake):
+    ingest(lake, [
+        invocation("p1", "i-01", T, "Success", document=PATCH, instance_name="web-01"),
+        invocation("p2", "i-01", T2, "Success", document=PATCH, instance_name=""),
+        invocation("p1", "i-02", T, "Failed", document=PATCH),
+    ])  # fmt: skip
+    lineage = Lineage(ACCOUNT, REGION, "run-inventory", 1_710_000_000_000)
+    inventory = [
+        {"InstanceId": "i-02", "ComputerName": "db-02.corp"},
+        {"InstanceId": "i-03", "Name": "kiosk-03", "ComputerName": "kiosk"},
+    ]
+    rows_ = flatten_source("managed_instances", inventory, lineage)[0]
+    commit_rows(lake, [(MANAGED_INSTANCES, rows_)], run_id="run-inventory")
+    assert rows(open_lake(lake), "SELECT instance_id, instance_name FROM patch_compliance") == [
+        ("i-01", "web-01"),  # the latest non-empty InstanceName
+        ("i-02", "db-02.corp"),  # the inventory's when invocations have none
+        ("i-03", "kiosk-03"),
+    ]

@@ -4,8 +4,8 @@ SELECT
     requested_date,
     coalesce(document_name, '(no document)') AS document_name,
     sum(succeeded)::BIGINT AS succeeded,
-    sum(invocations - in_flight)::BIGINT AS finished,
-    (sum(succeeded) / nullif(sum(invocations - in_flight), 0))::DOUBLE AS success_rate
+    sum(finished)::BIGINT AS finished,
+    (sum(succeeded) / nullif(sum(finished), 0))::DOUBLE AS success_rate
 FROM compliance_daily
 WHERE requested_date BETWEEN CAST($start AS DATE) AND CAST($end AS DATE)
 GROUP BY requested_date, coalesce(document_name, '(no document)')

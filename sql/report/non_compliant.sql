@@ -6,6 +6,7 @@ SELECT
     account_id,
     region,
     instance_id,
+    instance_name,
     latest_patch_requested_date_time,
     latest_patch_status,
     latest_patch_status_details,

@@ -1,4 +1,4 @@
--- The instances with the most failed invocations (Failed, TimedOut, Cancelled)
+-- The instances with the most failed invocations (Failed, TimedOut)
 -- requested from $start to $end (inclusive UTC dates), at most $limit.
 SELECT
     account_id,
