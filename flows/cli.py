@@ -443,18 +443,21 @@ class _Terminated(Exception):
 
 def _run(args: argparse.Namespace) -> int:
     config = _run_config(args)
-    from pipeline.extract import AwsSettings, probe
+    _quiet_prefect(args.verbose)
+    from flows.server import early_server, prefect_api
 
-    probe(AwsSettings(profile=config.profile, endpoint_url=config.endpoint_url), config)
-    for name, value in QUIET_PREFECT.items():
-        if not args.verbose or name != "PREFECT_LOGGING_LEVEL":
-            os.environ.setdefault(name, value)
-    from flows.nightly import flow_parameters, with_runner  # Prefect only where it runs
-    from flows.server import prefect_api
-    from pipeline.progress import shown
+    server = early_server()  # Prefect's server boots while AWS is checked and Prefect imported
+    try:
+        _preflight(config)
+        from flows.nightly import flow_parameters, with_runner  # Prefect only where it runs
+        from pipeline.progress import shown
 
-    nightly = with_runner(args.task_runner, args.dask_address, args.concurrency)
-    with prefect_api(), shown():
+        nightly = with_runner(args.task_runner, args.dask_address, args.concurrency)
+    except BaseException:
+        if server is not None:
+            server.stop()
+        raise
+    with prefect_api(server), shown():
         summary = nightly(**flow_parameters(config, args.concurrency))
     print(summary.render())
     if summary.interrupted:
@@ -462,13 +465,32 @@ def _run(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
+def _quiet_prefect(verbose: bool = False) -> None:
+    for name, value in QUIET_PREFECT.items():
+        if not verbose or name != "PREFECT_LOGGING_LEVEL":
+            os.environ.setdefault(name, value)
+
+
+def _preflight(config: RunConfig) -> None:
+    """Fail in seconds, before any lake is written, when AWS cannot be reached at all."""
+    from pipeline.probe import probe
+
+    from pipeline.extract import AwsSettings
+
+    region = config.regions[0] if not config.discover_regions else None
+    probe(
+        AwsSettings(profile=config.profile, endpoint_url=config.endpoint_url),
+        region,
+        config.account_id,
+    )
+
+
 def _demo(args: argparse.Namespace) -> int:
     from flows.demo import run_demo
     from pipeline.lake import Lake
 
     Lake.check_location(args.lake)
-    for name, value in QUIET_PREFECT.items():
-        os.environ.setdefault(name, value)
+    _quiet_prefect()
     return run_demo(args.lake, seed=args.seed, now=args.now)
 
 
@@ -561,7 +583,7 @@ def _report(args: argparse.Namespace) -> int:
     from pipeline.report import build_report
 
     lake, as_of = _reader(args)
-    today = (as_of.moment_value if as_of else datetime.now(UTC)).date()
+    today = (as_of.moment_value if as_of else datetime.now(UTC)).astimezone(UTC).date()
     if args.start is None:
         if args.end is not None:
             raise ConfigError("--to needs --from")

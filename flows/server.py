@@ -1,15 +1,20 @@
 """A Prefect API for one CLI run, tied to the life of this process.
 
-With no Prefect server configured, Prefect starts a temporary one in a
+With no Prefect server configured, Prefect would start a temporary one in a
 subprocess that survives a SIGKILL of its parent, keeping a port and a
 database open. This starts the same server (Prefect's own app under uvicorn,
 as Prefect does) but asks the kernel to kill it when this process dies, by
-any means. A configured server (PREFECT_API_URL) is used as is.
+any means; it starts before the run has checked AWS and imported Prefect, so
+the two overlap, and it runs only what a single run needs (no UI, no
+scheduler or automations, no telemetry). A configured server (PREFECT_API_URL)
+is used as is: on a host that runs ssm-etl every night, `prefect server start`
+once (systemd) and PREFECT_API_URL save those seconds every night.
 """
 
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import os
 import signal
 import socket
@@ -20,11 +25,23 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-import prefect
-from prefect.settings import PREFECT_API_URL, get_current_settings, temporary_settings
-
 _PR_SET_PDEATHSIG = 1
+SERVER_SETTINGS = {
+    "PREFECT_UI_ENABLED": "false",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL": "1",
+    # Services a single run never needs: schedules, late runs, automations, workers.
+    "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_FOREMAN_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_PAUSE_EXPIRATIONS_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_CANCELLATION_CLEANUP_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_REPOSSESSOR_ENABLED": "false",
+    # Its database is Prefect's own, reused night after night: keep 30 days of runs.
+    "PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED": "events,flow_runs",
+    "PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD": str(30 * 86400),
+}
 
 
 def _die_with_parent() -> None:
@@ -39,6 +56,63 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def configured() -> bool:
+    """Whether the user points at a Prefect server (then nothing is started)."""
+    if os.environ.get("PREFECT_API_URL"):
+        return True
+    from prefect.settings import get_current_settings
+
+    return bool(get_current_settings().api.url)
+
+
+class LocalServer:
+    """Prefect's API server in a child process that dies with this one."""
+
+    def __init__(self) -> None:
+        spec = importlib.util.find_spec("prefect")
+        assert spec is not None and spec.origin is not None
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/api"
+        command = [
+            sys.executable, "-m", "uvicorn",
+            "--app-dir", str(Path(spec.origin).parent.parent),
+            "--factory", "prefect.server.api.server:create_app",
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--log-level", "error", "--lifespan", "on",
+        ]  # fmt: skip
+        self.process = subprocess.Popen(
+            command,
+            env={**os.environ, **SERVER_SETTINGS},
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
+
+    def wait(self, timeout: float = 120.0) -> str:
+        """The API URL, once the server answers."""
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the Prefect server exited with code {self.process.returncode}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return self.url
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Prefect server did not start in time")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
 def _drain() -> None:
     """Flush Prefect's background log and event workers while the server still answers."""
     from prefect.events.worker import EventsWorker
@@ -51,50 +125,29 @@ def _drain() -> None:
         pass
 
 
+def early_server() -> LocalServer | None:
+    """A local server started now, unless PREFECT_API_URL names one (`prefect_api` checks
+    Prefect's profiles too, once Prefect is imported, and stops this one if one does)."""
+    return None if os.environ.get("PREFECT_API_URL") else LocalServer()
+
+
 @contextmanager
-def prefect_api(startup_timeout: float = 120.0) -> Iterator[str | None]:
-    """Yield the API URL flows will use, starting a process-bound server if none is set."""
-    if get_current_settings().api.url:
+def prefect_api(server: LocalServer | None = None) -> Iterator[str | None]:
+    """The API URL flows will use: the configured one, or `server` (started if not given)."""
+    if configured():
+        if server is not None:
+            server.stop()
         yield None
         return
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    command = [
-        sys.executable, "-m", "uvicorn",
-        "--app-dir", str(Path(prefect.__file__).parent.parent),
-        "--factory", "prefect.server.api.server:create_app",
-        "--host", "127.0.0.1", "--port", str(port),
-        "--log-level", "error", "--lifespan", "on",
-    ]  # fmt: skip
-    env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1"}
-    server = subprocess.Popen(
-        command,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-    )
+    server = server or LocalServer()
     try:
-        deadline = time.monotonic() + startup_timeout
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"the Prefect server exited with code {server.returncode}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the Prefect server did not start in time")
-            time.sleep(0.25)
+        url = server.wait()
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
         with temporary_settings(updates={PREFECT_API_URL: url}):
             try:
                 yield url
             finally:
                 _drain()
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        server.stop()
