@@ -11,19 +11,23 @@ the replay server running in a child process (see `replay.py`):
   DescribeInstanceInformation walked beside it, as a nightly run does;
 - naive: boto3's paginator with botocore's parser, `from_pylist`, and
   `write_to_dataset` per page (`naive.py`);
-- ceiling: the raw-parsing client in "json" mode and nothing else: signing,
-  HTTP and json.loads, the least any botocore-based reader of dicts can do;
+- ceiling: a boto3 paginator whose bodies are decoded by json.loads in
+  botocore's before-parse hook (as ours are by `pipeline.decode`) and nothing
+  else: signing, HTTP and json.loads, the least any botocore-based reader of
+  dicts can do;
 - dlt: a dlt pipeline (filesystem destination, Parquet) fed the raw records.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-from pipeline.extract import AwsSettings, RawParsing, iter_pages
+from pipeline.extract import AwsSettings
 from pipeline.ingest import IngestOptions, ingest_region, new_run_id
 from pipeline.lake import Lake
 
@@ -38,9 +42,25 @@ REGION = REGIONS[0]
 Counts = tuple[int, int]
 
 
-def _client(url: str, parsing: RawParsing = "arrow") -> object:
-    settings = AwsSettings(endpoint_url=url, raw_parsing=parsing)
+def _client(url: str) -> Any:
+    """A client as a first script would make it: botocore parses every body."""
+    settings = AwsSettings(endpoint_url=url)
     return settings.client(settings.session(), "ssm", REGION)
+
+
+def _json_pages(url: str) -> Iterator[list[dict[str, Any]]]:
+    """Every page's records, decoded by json.loads in botocore's before-parse hook."""
+    client = _client(url)
+
+    def loads(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any):
+        if response_dict["status_code"] < 300:
+            customized_response_dict.update(json.loads(response_dict["body"]))
+            response_dict["body"] = b""
+
+    client.meta.events.register("before-parse.ssm.ListCommandInvocations", loads)
+    paginator = client.get_paginator("list_command_invocations")
+    for page in paginator.paginate(Details=True, PaginationConfig={"PageSize": 50}):
+        yield page.get("CommandInvocations") or []
 
 
 def ours(url: str, work: Path) -> Counts:
@@ -62,14 +82,14 @@ def _ingest(url: str, work: Path, options: IngestOptions) -> Counts:
 
 
 def naive_baseline(url: str, work: Path) -> Counts:
-    return naive.walk(_client(url, parsing=False), work / "dataset", ACCOUNT, REGION)
+    return naive.walk(_client(url), work / "dataset", ACCOUNT, REGION)
 
 
 def ceiling(url: str, work: Path) -> Counts:
     invocations = plugins = 0
-    for page in iter_pages(_client(url, "json"), region=REGION):
-        invocations += len(page.records)
-        plugins += sum(len(r.get("CommandPlugins") or ()) for r in page.records)
+    for records in _json_pages(url):
+        invocations += len(records)
+        plugins += sum(len(r.get("CommandPlugins") or ()) for r in records)
     return invocations, plugins
 
 
@@ -79,10 +99,10 @@ def dlt_pipeline(url: str, work: Path) -> Counts:
     counts = [0, 0]
 
     def pages():  # noqa: ANN202 (a dlt resource)
-        for page in iter_pages(_client(url, "json"), region=REGION):
-            counts[0] += len(page.records)
-            counts[1] += sum(len(r.get("CommandPlugins") or ()) for r in page.records)
-            yield page.records
+        for records in _json_pages(url):
+            counts[0] += len(records)
+            counts[1] += sum(len(r.get("CommandPlugins") or ()) for r in records)
+            yield records
 
     pipeline = dlt.pipeline(
         pipeline_name="ssm_bench",

@@ -40,7 +40,16 @@ class RetriableAwsError(AwsError):
 
 
 class FatalAwsError(AwsError):
-    """Access denied, disabled region, invalid request: fail this region, keep the others."""
+    """Access denied, disabled region, invalid request: fail this region, keep the others.
+
+    Also what a retriable error becomes once a page has spent its retry budget
+    (`pipeline.paging`): the region fails for this run instead of being re-walked.
+    """
+
+
+class MalformedResponseError(RetriableAwsError):
+    """A successful answer whose body is not a page at all (not JSON, not an object,
+    a list that is not a list): retried like a 5xx, within the same page budget."""
 
 
 class BadRecordError(SsmEtlError):

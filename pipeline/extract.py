@@ -1,105 +1,42 @@
-"""Walk ListCommandInvocations with boto3, region by region.
+"""How to reach AWS, and ListCommandInvocations read through boto3.
 
-boto3/botocore keep doing what they are good at: credentials, signing,
-endpoint resolution (including AWS_ENDPOINT_URL*), retries. Only the response
-parsing of the hot call is replaced: botocore spends most of a page in its
-per-value timestamp parsing and fails a whole page on one bad timestamp.
-By default a successful body goes straight into Arrow (`arrow_page`), and
-any page that path cannot prove storable is decoded with `json.loads`, which
-lets the flattener set aside a single malformed record. Errors still go
-through botocore's own parser.
+boto3/botocore keep doing what they are good at: credentials (and refreshing
+an assumed role's), signing, endpoint resolution (AWS_ENDPOINT_URL*
+included), retries, pagination. Only the body of a successful
+ListCommandInvocations answer is read by us instead of botocore's parser,
+which spends most of a page in per-value timestamp parsing and fails a whole
+page on one bad value: a `before-parse` hook (botocore's documented event)
+hands the body to `pipeline.decode`, puts the decoded page and its NextToken
+into the parsed response, and leaves botocore's parser an empty body. Error
+answers still go through botocore's parser.
 """
 
 from __future__ import annotations
 
-import json
-import random
-import time
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import boto3
 import botocore.session
 from botocore.config import Config
-from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    NoCredentialsError,
-    ReadTimeoutError,
+from botocore.credentials import (
+    AssumeRoleCredentialFetcher,
+    DeferredRefreshableCredentials,
 )
-from botocore.exceptions import (
-    ConnectionError as BotoConnectionError,
-)
-from botocore.parsers import ResponseParserFactory
+from botocore.exceptions import BotoCoreError, ClientError
 
-from .arrow_page import ArrowPage, decode
-from .errors import AwsError, ConfigError, FatalAwsError, RetriableAwsError
+from .decode import Page, read_page, requested_ms
+from .errors import ConfigError, FatalAwsError
+from .paging import PageRetry as PageRetry  # re-exported: ingest.IngestOptions holds one
+from .paging import aws_error, call, pages
 
 PAGE_SIZE = 50
 """The API's maximum; fewer round trips is the whole game when throttled."""
-
-_RAW_OPERATIONS = {"ListCommandInvocationsResult"}
-_RETRIABLE_CODES = {
-    "Throttling",
-    "ThrottlingException",
-    "ThrottledException",
-    "RequestLimitExceeded",
-    "TooManyRequestsException",
-    "InternalServerError",
-    "InternalFailure",
-    "ServiceUnavailable",
-    "RequestTimeout",
-}
-
-
-RawParsing = Literal["arrow", "json"] | bool
-"""How ListCommandInvocations bodies are decoded: "arrow" (an `ArrowPage`, or dicts
-from json.loads for a page it cannot prove storable), "json" (dicts from json.loads),
-False (botocore's own parser, datetimes and all). True means "arrow"."""
-
-
-class _RawJsonParser:
-    """Decodes successful ListCommandInvocations bodies into Arrow or with json.loads."""
-
-    def __init__(self, inner: Any, arrow: bool) -> None:
-        self._inner = inner
-        self._arrow = arrow
-
-    def parse(self, response: dict[str, Any], shape: Any) -> dict[str, Any]:
-        if response["status_code"] >= 300 or shape is None or shape.name not in _RAW_OPERATIONS:
-            return self._inner.parse(response, shape)
-        page = decode(response["body"]) if self._arrow else None
-        records: list[Any] | ArrowPage
-        if page is not None:
-            records, token = page, page.next_token
-        else:
-            body = json.loads(response["body"] or b"{}")
-            records, token = body.get("CommandInvocations") or [], body.get("NextToken")
-        headers = response["headers"]
-        parsed: dict[str, Any] = {
-            "CommandInvocations": records,
-            "ResponseMetadata": {
-                "RequestId": headers.get("x-amzn-requestid", ""),
-                "HTTPStatusCode": response["status_code"],
-                "HTTPHeaders": headers,
-            },
-        }
-        if token:
-            parsed["NextToken"] = token
-        return parsed
-
-
-class _RawParserFactory(ResponseParserFactory):
-    def __init__(self, arrow: bool) -> None:
-        super().__init__()
-        self._arrow = arrow
-
-    def create_parser(self, protocol_name: str) -> Any:
-        parser = super().create_parser(protocol_name)
-        return _RawJsonParser(parser, self._arrow) if protocol_name == "json" else parser
+PAGE = "SsmEtlPage"
+"""Where a ListCommandInvocations response carries its decoded `decode.Page`."""
 
 
 @dataclass(frozen=True)
@@ -112,28 +49,21 @@ class AwsSettings:
 
     profile: str | None = None
     endpoint_url: str | None = None
-    raw_parsing: RawParsing = "arrow"
-    max_attempts: int = 10
+    max_attempts: int = 3
+    """Attempts per request, the first included (botocore's `total_max_attempts`, standard
+    mode); see `pipeline.paging` for what a page may cost in all."""
     read_timeout: float = 60.0
+    connect_timeout: float = 10.0
     extra_client_config: dict[str, Any] = field(default_factory=dict)
     role_arn: str | None = None
     """Assume this role (through STS, with the chain's credentials) for every call."""
     external_id: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.raw_parsing not in (True, False, "arrow", "json"):
-            raise ConfigError(
-                f"raw_parsing must be 'arrow', 'json' or a bool: {self.raw_parsing!r}"
-            )
 
     def assuming(self, role_arn: str, external_id: str | None = None) -> AwsSettings:
         return replace(self, role_arn=role_arn, external_id=external_id)
 
     def session(self) -> boto3.Session:
         core = botocore.session.get_session()
-        if self.raw_parsing:
-            arrow = self.raw_parsing in (True, "arrow")
-            core.register_component("response_parser_factory", _RawParserFactory(arrow))
         try:
             session = boto3.Session(profile_name=self.profile, botocore_session=core)
         except BotoCoreError as exc:
@@ -143,11 +73,7 @@ class AwsSettings:
         return session
 
     def _assume_role(self, core: botocore.session.Session, region: str) -> None:
-        """Swap the session's credentials for the role's, refreshed before they expire.
-
-        botocore's own fetcher and refreshable credentials do the work (refresh
-        in advance of expiry, even on runs longer than a credential's life).
-        """
+        """Swap the session's credentials for the role's, refreshed before they expire."""
         source = core.get_credentials()
         if source is None:
             raise FatalAwsError("no AWS credentials to assume the role with", code="NoCredentials")
@@ -174,9 +100,9 @@ class AwsSettings:
         config = Config(
             # Standard, not adaptive: the hot call is paced by `pacing.Pacer`, whose rate
             # control suits many concurrent slices better than adaptive mode's.
-            retries={"mode": "standard", "max_attempts": self.max_attempts},
+            retries={"mode": "standard", "total_max_attempts": self.max_attempts},
             read_timeout=self.read_timeout,
-            connect_timeout=10,
+            connect_timeout=self.connect_timeout,
             # One connection per time slice (see pipeline.walk), plus the sources walk.
             max_pool_connections=32,
             **self.extra_client_config,
@@ -186,21 +112,25 @@ class AwsSettings:
         )
 
 
-def aws_error(exc: Exception, region: str) -> AwsError:
-    """Translate a botocore failure into the project's error classes."""
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", "Unknown"))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        message = f"{code}: {error.get('Message', '')}".rstrip(": ")
-        retriable = code in _RETRIABLE_CODES or status >= 500
-        cls = RetriableAwsError if retriable else FatalAwsError
-        return cls(message, code=code, region=region)
-    if isinstance(exc, NoCredentialsError):
-        return FatalAwsError(str(exc), code="NoCredentials", region=region)
-    if isinstance(exc, BotoConnectionError | ReadTimeoutError):
-        return RetriableAwsError(str(exc), code=type(exc).__name__, region=region)
-    return FatalAwsError(str(exc), code=type(exc).__name__, region=region)
+def decoding(client: Any) -> Any:
+    """`client`, its ListCommandInvocations answers decoded by `pipeline.decode` (idempotent)."""
+    service = client.meta.service_model.service_id.hyphenize()
+    client.meta.events.register(
+        f"before-parse.{service}.ListCommandInvocations", _decode_body, unique_id="ssm-etl-decode"
+    )
+    return client
+
+
+def _decode_body(
+    response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any
+) -> None:
+    if response_dict["status_code"] >= 300 or PAGE in customized_response_dict:
+        return  # an error (botocore's to parse), or already decoded
+    page = read_page(response_dict["body"])
+    response_dict["body"] = b""  # botocore's parser has nothing left to do
+    customized_response_dict[PAGE] = page
+    if page.next_token:
+        customized_response_dict["NextToken"] = page.next_token
 
 
 def iso_utc(moment: datetime) -> str:
@@ -208,37 +138,8 @@ def iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-@dataclass
-class Page:
-    records: Any
-    """Decoded records (a list of dicts), or a whole ListCommandInvocations page as an
-    `ArrowPage` (which only `flatten_page` takes)."""
-    next_token: str | None
-
-
-@dataclass(frozen=True)
-class PageRetry:
-    """Retries of one page after botocore's own attempts are spent.
-
-    The same request (same NextToken) is sent again, so the walk resumes
-    where it was instead of restarting the region.
-    """
-
-    attempts: int = 4
-    base_seconds: float = 2.0
-    cap_seconds: float = 60.0
-    sleep: Callable[[float], None] = time.sleep
-
-    def delay(self, attempt: int) -> float:
-        return min(self.cap_seconds, self.base_seconds * 2**attempt) * random.uniform(0.5, 1.0)
-
-
-REPEATED_TOKEN_LIMIT = 3
-"""A NextToken returned this many times means SSM's endless-token bug, not progress."""
-
-
 def time_filters(after: datetime | None, before: datetime | None) -> list[dict[str, str]]:
-    """InvokedAfter/InvokedBefore filters (both inclusive), as ListCommand* take them."""
+    """InvokedAfter/InvokedBefore filters, as ListCommand* take them."""
     filters = []
     if after is not None:
         filters.append({"key": "InvokedAfter", "value": iso_utc(after)})
@@ -247,23 +148,27 @@ def time_filters(after: datetime | None, before: datetime | None) -> list[dict[s
     return filters
 
 
-def iter_pages(
+def invocation_pages(
     client: Any,
+    request: dict[str, Any],
     *,
-    invoked_after: datetime | None = None,
-    invoked_before: datetime | None = None,
-    page_size: int = PAGE_SIZE,
-    retry: PageRetry | None = None,
+    retry: PageRetry,
+    stop: threading.Event | None = None,
     region: str = "",
 ) -> Iterator[Page]:
-    """Yield every page of ListCommandInvocations (Details=true), newest first."""
-    request: dict[str, Any] = {"Details": True, "MaxResults": page_size}
-    filters = time_filters(invoked_after, invoked_before)
-    if filters:
-        request["Filters"] = filters
-    yield from iter_api_pages(
-        client.list_command_invocations, request, "CommandInvocations", retry=retry, region=region
-    )
+    """Every page of ListCommandInvocations (`request` plus Details=true), decoded."""
+    decoding(client)
+    request = {"Details": True, **request}
+    for response in pages(
+        client,
+        "list_command_invocations",
+        request,
+        retry=retry,
+        stop=stop,
+        region=region,
+        page_size=PAGE_SIZE,
+    ):
+        yield response[PAGE]
 
 
 def newest_requested_ms(
@@ -272,6 +177,7 @@ def newest_requested_ms(
     invoked_after: datetime | None = None,
     retry: PageRetry | None = None,
     region: str = "",
+    stop: threading.Event | None = None,
 ) -> int | None:
     """The newest RequestedDateTime the API has in the window (one small request).
 
@@ -279,70 +185,20 @@ def newest_requested_ms(
     clock, so a skewed clock (or an emulator's simulated one) still gets
     balanced slices.
     """
+    decoding(client)
     request: dict[str, Any] = {"MaxResults": 1}
     filters = time_filters(invoked_after, None)
     if filters:
         request["Filters"] = filters
-    response = _call(client.list_command_invocations, request, retry or PageRetry(), region)
-    records = response.get("CommandInvocations") or []
-    if isinstance(records, ArrowPage):
-        moment = records.first_requested_seconds()
-    else:
-        moment = records[0].get("RequestedDateTime") if records else None
-    if isinstance(moment, int | float) and not isinstance(moment, bool):
-        return round(moment * 1000)
-    if isinstance(moment, datetime):
-        return round(moment.timestamp() * 1000)
-    return None
-
-
-def iter_api_pages(
-    call: Callable[..., Any],
-    request: dict[str, Any],
-    result_key: str,
-    *,
-    retry: PageRetry | None = None,
-    region: str = "",
-) -> Iterator[Page]:
-    """Yield every page of a NextToken-paginated SSM call.
-
-    Empty pages that still carry a NextToken are followed to the end. Raises
-    AwsError: RetriableAwsError once a page has failed `retry.attempts` times
-    more, FatalAwsError at once for anything else (InvalidNextToken included:
-    the caller restarts the window).
-    """
-    retry = retry or PageRetry()
-    request = dict(request)
-    seen_tokens: dict[str, int] = {}
-    token: str | None = None
-    while True:
-        if token is not None:
-            request["NextToken"] = token
-        response = _call(call, request, retry, region)
-        token = response.get("NextToken") or None
-        yield Page(records=response.get(result_key) or [], next_token=token)
-        if token is None:
-            return
-        seen_tokens[token] = seen_tokens.get(token, 0) + 1
-        if seen_tokens[token] >= REPEATED_TOKEN_LIMIT:
-            raise FatalAwsError(
-                f"the API returned the same NextToken {REPEATED_TOKEN_LIMIT} times; stopping "
-                "instead of looping forever (a known SSM pagination bug)",
-                code="RepeatedNextToken",
-                region=region,
-            )
-
-
-def _call(call: Callable[..., Any], request: dict[str, Any], retry: PageRetry, region: str) -> Any:
-    for attempt in range(retry.attempts + 1):
-        try:
-            return call(**request)
-        except (ClientError, BotoCoreError) as exc:
-            error = aws_error(exc, region)
-            if not isinstance(error, RetriableAwsError) or attempt == retry.attempts:
-                raise error from exc
-            retry.sleep(retry.delay(attempt))
-    raise AssertionError("unreachable")
+    response = call(
+        client.list_command_invocations,
+        request,
+        retry=retry or PageRetry(),
+        stop=stop,
+        region=region,
+    )
+    page: Page = response[PAGE]
+    return requested_ms(page)[0].as_py() if len(page) else None
 
 
 def caller_account(settings: AwsSettings, session: boto3.Session, region: str) -> str:

@@ -1,17 +1,17 @@
-"""Pure functions from ListCommandInvocations records to Arrow tables.
+"""Rows of the lake from API records: the pieces every source shares, and the flat sources.
 
-Records arrive either from our own JSON decoding (timestamps as epoch seconds)
-or from botocore's parser (timestamps as datetimes); both flatten to the same
-values. A ListCommandInvocations page may also arrive whole in Arrow
-(`arrow_page`), already proven storable; it flattens there, with compute
-kernels, to the same tables. A record that cannot be flattened is set aside
-with a reason rather than failing its page, so one malformed invocation never
-costs the others.
+ListCommandInvocations pages have their own decoder (`pipeline.decode`); this
+module holds what it shares with the other sources (lineage, rejected
+records, the quarantine table, the checks of one value of each kind) and the
+per-record flatteners of ListCommands and DescribeInstanceInformation. A
+record that cannot be flattened is set aside with a reason rather than
+failing its page, so one malformed record never costs the others.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,22 +19,20 @@ from typing import Any
 
 import pyarrow as pa
 
-from . import arrow_page
-from .arrow_page import ArrowPage
 from .errors import BadRecordError
 from .redact import Redactor
-from .schema import (
-    COMMAND_PLUGINS_SCHEMA,
-    COMMANDS_SCHEMA,
-    INVOCATIONS_SCHEMA,
-    MANAGED_INSTANCES_SCHEMA,
-    QUARANTINE_SCHEMA,
-)
+from .schema import COMMANDS_SCHEMA, MANAGED_INSTANCES_SCHEMA, QUARANTINE_SCHEMA
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _MS_PER_DAY = 86_400_000
 _INT32 = (-(2**31), 2**31 - 1)
+EARLIEST_SECONDS = -62_135_596_800.0  # 0001-01-01T00:00:00Z
+LATEST_SECONDS = 253_402_300_799.999  # 9999-12-31T23:59:59.999Z
+"""Timestamps outside Python's datetime range are absurd, and every reader of the lake
+(Python, DuckDB, Arrow's conversions) can hold the ones inside: records with others are
+set aside."""
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -58,26 +56,71 @@ class FlatPage:
     invocations: pa.Table
     plugins: pa.Table
     rejected: list[Rejected] = field(default_factory=list)
+    next_token: str | None = None
+
+
+# --- one value of each kind, as JSON decodes it ------------------------------------------
+
+
+def _is_text(value: Any) -> bool:
+    """A str Arrow can store: every str but one holding a lone surrogate."""
+    return isinstance(value, str) and (value.isascii() or not _SURROGATE.search(value))
+
+
+def check_text(value: Any, what: str) -> str | None:
+    if value is None or _is_text(value):
+        return value
+    raise BadRecordError(f"{what} is not a string: {value!r}")
+
+
+def check_timestamp(value: Any, what: str) -> float | int | None:
+    """Epoch seconds as the JSON wire sends them: a finite number, not absurd."""
+    if value is None:
+        return None
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if number and EARLIEST_SECONDS <= value <= LATEST_SECONDS:  # NaN compares false
+        return value
+    raise BadRecordError(f"{what} is not a timestamp: {value!r}")
+
+
+def check_int32(value: Any, what: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not _INT32[0] <= value <= _INT32[1]:
+        raise BadRecordError(f"{what} is not an int32: {value!r}")
+    return value
+
+
+def check_bool(value: Any, what: str) -> bool | None:
+    if value is None or isinstance(value, bool):
+        return value
+    raise BadRecordError(f"{what} is not a boolean: {value!r}")
+
+
+def check_strings(value: Any, what: str) -> list[str] | None:
+    if value is None or (isinstance(value, list) and all(_is_text(v) for v in value)):
+        return value
+    raise BadRecordError(f"{what} is not a list of strings: {value!r}")
+
+
+def check_object(value: Any, what: str) -> Mapping[str, Any] | None:
+    if value is None or isinstance(value, Mapping):
+        return value
+    raise BadRecordError(f"{what} is not an object: {value!r}")
 
 
 def to_epoch_ms(value: Any, what: str) -> int:
     """Epoch seconds (API wire format) or an aware datetime (botocore) to epoch ms."""
-    if isinstance(value, bool):
-        raise BadRecordError(f"{what} is not a timestamp: {value!r}")
-    if isinstance(value, int | float):
-        if value != value or abs(value) > 1e13:  # NaN or absurd
-            raise BadRecordError(f"{what} is not a timestamp: {value!r}")
-        return round(value * 1000)
     if isinstance(value, datetime) and value.tzinfo is not None:
         return (value - _EPOCH) // _MS
-    raise BadRecordError(f"{what} is not a timestamp: {value!r}")
+    seconds = check_timestamp(value, what)
+    if seconds is None:
+        raise BadRecordError(f"{what} is not a timestamp: {value!r}")
+    return round(seconds * 1000)
 
 
 def _text(record: Mapping[str, Any], key: str) -> str | None:
-    value = record.get(key)
-    if value is None or isinstance(value, str):
-        return value
-    raise BadRecordError(f"{key} is not a string: {value!r}")
+    return check_text(record.get(key), key)
 
 
 def _required_text(record: Mapping[str, Any], key: str) -> str:
@@ -88,30 +131,11 @@ def _required_text(record: Mapping[str, Any], key: str) -> str:
 
 
 def _struct(record: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = record.get(key)
-    if value is None:
-        return {}
-    if isinstance(value, Mapping):
-        return value
-    raise BadRecordError(f"{key} is not an object: {value!r}")
+    return check_object(record.get(key), key) or {}
 
 
 def _bool(record: Mapping[str, Any], key: str) -> bool | None:
-    value = record.get(key)
-    if value is None or isinstance(value, bool):
-        return value
-    raise BadRecordError(f"{key} is not a boolean: {value!r}")
-
-
-def _response_code(plugin: Mapping[str, Any]) -> int | None:
-    value = plugin.get("ResponseCode")
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BadRecordError(f"ResponseCode is not an integer: {value!r}")
-    if not _INT32[0] <= value <= _INT32[1]:
-        raise BadRecordError(f"ResponseCode is out of int32 range: {value!r}")
-    return value
+    return check_bool(record.get(key), key)
 
 
 def _optional_ms(record: Mapping[str, Any], key: str) -> int | None:
@@ -119,86 +143,8 @@ def _optional_ms(record: Mapping[str, Any], key: str) -> int | None:
     return None if value is None else to_epoch_ms(value, key)
 
 
-def invocation_row(
-    record: Mapping[str, Any], redactor: Redactor | None = None
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """One API record to an invocation row and its plugin rows (without lineage).
-
-    Raises BadRecordError when the record cannot be stored faithfully.
-    `redactor`, if given, masks secrets in command output before storage.
-    """
-    scrub = redactor or _keep
-    if not isinstance(record, Mapping):
-        raise BadRecordError(f"record is not an object: {type(record).__name__}")
-    requested_ms = to_epoch_ms(record.get("RequestedDateTime"), "RequestedDateTime")
-    requested_day = requested_ms // _MS_PER_DAY
-    notification = _struct(record, "NotificationConfig")
-    cloud_watch = _struct(record, "CloudWatchOutputConfig")
-    events = notification.get("NotificationEvents")
-    if events is not None and not (
-        isinstance(events, list) and all(isinstance(e, str) for e in events)
-    ):
-        raise BadRecordError(f"NotificationEvents is not a list of strings: {events!r}")
-    row = {
-        "command_id": _required_text(record, "CommandId"),
-        "instance_id": _required_text(record, "InstanceId"),
-        "instance_name": _text(record, "InstanceName"),
-        "comment": _text(record, "Comment"),
-        "document_name": _text(record, "DocumentName"),
-        "document_version": _text(record, "DocumentVersion"),
-        "requested_date_time": requested_ms,
-        "requested_date": requested_day,
-        "status": _text(record, "Status"),
-        "status_details": _text(record, "StatusDetails"),
-        "trace_output": scrub(_text(record, "TraceOutput")),
-        "standard_output_url": _text(record, "StandardOutputUrl"),
-        "standard_error_url": _text(record, "StandardErrorUrl"),
-        "service_role": _text(record, "ServiceRole"),
-        "notification_arn": _text(notification, "NotificationArn"),
-        "notification_events": events,
-        "notification_type": _text(notification, "NotificationType"),
-        "cloud_watch_log_group_name": _text(cloud_watch, "CloudWatchLogGroupName"),
-        "cloud_watch_output_enabled": _bool(cloud_watch, "CloudWatchOutputEnabled"),
-    }
-    plugins = record.get("CommandPlugins")
-    if plugins is None:
-        plugins = []
-    elif not isinstance(plugins, list):
-        raise BadRecordError(f"CommandPlugins is not a list: {plugins!r}")
-    plugin_rows = []
-    for index, plugin in enumerate(plugins):
-        if not isinstance(plugin, Mapping):
-            raise BadRecordError(f"CommandPlugins[{index}] is not an object")
-        plugin_rows.append(
-            {
-                "command_id": row["command_id"],
-                "instance_id": row["instance_id"],
-                "requested_date": requested_day,
-                "requested_date_time": requested_ms,
-                "document_name": row["document_name"],
-                "plugin_index": index,
-                "name": _text(plugin, "Name"),
-                "status": _text(plugin, "Status"),
-                "status_details": _text(plugin, "StatusDetails"),
-                "response_code": _response_code(plugin),
-                "response_start_date_time": _optional_ms(plugin, "ResponseStartDateTime"),
-                "response_finish_date_time": _optional_ms(plugin, "ResponseFinishDateTime"),
-                "output": scrub(_text(plugin, "Output")),
-                "standard_output_url": _text(plugin, "StandardOutputUrl"),
-                "standard_error_url": _text(plugin, "StandardErrorUrl"),
-                "output_s3_region": _text(plugin, "OutputS3Region"),
-                "output_s3_bucket_name": _text(plugin, "OutputS3BucketName"),
-                "output_s3_key_prefix": _text(plugin, "OutputS3KeyPrefix"),
-            }
-        )
-    starts = [p["response_start_date_time"] for p in plugin_rows]
-    finishes = [p["response_finish_date_time"] for p in plugin_rows]
-    row["plugins_started_date_time"] = min((t for t in starts if t is not None), default=None)
-    row["plugins_finished_date_time"] = max((t for t in finishes if t is not None), default=None)
-    return row, plugin_rows
-
-
-def _table(rows: list[dict[str, Any]], schema: pa.Schema, lineage: Lineage) -> pa.Table:
+def lineage_table(rows: list[dict[str, Any]], schema: pa.Schema, lineage: Lineage) -> pa.Table:
+    """`rows` (without lineage) as a table of `schema`, the lineage columns filled in."""
     constant = {
         "account_id": lineage.account_id,
         "region": lineage.region,
@@ -218,64 +164,29 @@ def _keep(text: str | None) -> str | None:
     return text
 
 
-def flatten_page(
-    records: Iterable[Any] | ArrowPage, lineage: Lineage, redactor: Redactor | None = None
-) -> FlatPage:
-    """Flatten one page of CommandInvocations into the two tables of the lake."""
-    if isinstance(records, ArrowPage):
-        invocations_table, plugins_table = arrow_page.flatten(records, lineage, redactor)
-        return FlatPage(invocations=invocations_table, plugins=plugins_table)
-    invocations: list[dict[str, Any]] = []
-    plugins: list[dict[str, Any]] = []
-    rejected: list[Rejected] = []
-    for record in records:
-        try:
-            row, plugin_rows = invocation_row(record, redactor)
-        except BadRecordError as exc:
-            rejected.append(Rejected(record, str(exc)))
-            continue
-        invocations.append(row)
-        plugins.extend(plugin_rows)
-    return FlatPage(
-        invocations=_table(invocations, INVOCATIONS_SCHEMA, lineage),
-        plugins=_table(plugins, COMMAND_PLUGINS_SCHEMA, lineage),
-        rejected=rejected,
-    )
-
-
 def quarantine_table(
     rejected: list[Rejected], lineage: Lineage, redactor: Redactor | None = None
 ) -> pa.Table:
     """Rejected records as rows of the quarantine table, raw JSON kept (but redacted)."""
     scrub = redactor or _keep
-    rows = [
-        {
-            "reason": item.reason,
-            "raw_json": scrub(
-                json.dumps(item.record, sort_keys=True, ensure_ascii=False, default=str)
-            ),
-        }
-        for item in rejected
-    ]
-    return _table(rows, QUARANTINE_SCHEMA, lineage)
+    rows = [{"reason": item.reason, "raw_json": scrub(raw_json(item.record))} for item in rejected]
+    return lineage_table(rows, QUARANTINE_SCHEMA, lineage)
+
+
+def raw_json(record: Any) -> str:
+    """A rejected record as canonical JSON text; escaped where it holds no valid Unicode."""
+    text = json.dumps(record, sort_keys=True, ensure_ascii=False, default=str)
+    if text.isascii() or not _SURROGATE.search(text):
+        return text
+    return json.dumps(record, sort_keys=True, default=str)
 
 
 def _int32(record: Mapping[str, Any], key: str) -> int | None:
-    value = record.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not _INT32[0] <= value <= _INT32[1]:
-        raise BadRecordError(f"{key} is not an int32: {value!r}")
-    return value
+    return check_int32(record.get(key), key)
 
 
 def _strings(record: Mapping[str, Any], key: str) -> list[str] | None:
-    value = record.get(key)
-    if value is None:
-        return None
-    if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
-        raise BadRecordError(f"{key} is not a list of strings: {value!r}")
-    return value
+    return check_strings(record.get(key), key)
 
 
 def command_row(record: Mapping[str, Any], redactor: Redactor | None = None) -> dict[str, Any]:
@@ -291,8 +202,9 @@ def command_row(record: Mapping[str, Any], redactor: Redactor | None = None) -> 
     parameters = _struct(record, "Parameters")
     params = []
     for name, values in parameters.items():
-        if not (isinstance(values, list) and all(isinstance(v, str) for v in values)):
-            raise BadRecordError(f"Parameters[{name!r}] is not a list of strings")
+        if values is None:
+            raise BadRecordError(f"Parameters[{name!r}] is not a list of strings: None")
+        check_strings(values, f"Parameters[{name!r}]")
         params.append((name, [scrub(v) for v in values]))
     targets = record.get("Targets")
     if targets is not None:
@@ -376,4 +288,4 @@ def flatten_source(
             rows.append(row_function(record, redactor))
         except BadRecordError as exc:
             rejected.append(Rejected(record, f"{table}: {exc}"))
-    return _table(rows, schema, lineage), rejected
+    return lineage_table(rows, schema, lineage), rejected

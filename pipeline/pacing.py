@@ -16,7 +16,8 @@ the API actually served in the last second), and takes back half a
 request per second for every second in which senders had to wait for it.
 Throttles stay rare, and each costs one retried request. Retries themselves
 stay botocore's (standard mode), and their attempts wait for the pacer like
-any other request.
+any other request. Given the walk's stop event, the pacer ends a wait as soon
+as it is set, and lets no attempt go after it (Interrupted instead).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from collections.abc import Callable
 from typing import Any
 
 from botocore.retries.standard import RetryEventAdapter, ThrottlingErrorDetector
+
+from .paging import check, pause
 
 OPERATION = "ListCommandInvocations"
 ASSUMED_RATE = 20.0
@@ -57,14 +60,16 @@ class Pacer:
         burst: float | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         if rate is not None and rate <= 0:
             raise ValueError(f"a pacer's rate must be positive, not {rate!r}")
         self.rate = None if rate is None else float(rate)
         self._burst = burst
         self._clock = clock
-        self._sleep = sleep
+        self._stop = stop
+        self._sleep = sleep or (lambda seconds: pause(seconds, stop))
         self._lock = threading.Lock()
         self._tokens = self.burst
         self._filled = clock()
@@ -141,6 +146,7 @@ class Pacer:
         service = client.meta.service_model.service_id.hyphenize()
 
         def before_send(**_: Any) -> None:
+            check(self._stop)
             self.wait()
 
         def needs_retry(**kwargs: Any) -> None:

@@ -1,11 +1,16 @@
-"""Walk one region's window into a writer, in concurrent time slices.
+"""Walk one region's window into a writer, in concurrent time slices; follow open commands.
 
 A region's walk is bound by round trips, not CPU: with 200 ms per page and a
 throttle of 20 requests/s per region, one paginator uses a quarter of what
-the API allows. The window is therefore cut into InvokedAfter/InvokedBefore
-slices walked side by side. Both filters are inclusive and timestamps have
-millisecond precision, so slice i covers [edge_i, edge_i+1 - 1 ms] and the
-last slice is open-ended: no record can fall between two slices or into two.
+the API allows. The window is therefore cut into time slices walked side by
+side.
+
+Slice edges do not depend on whether the API's InvokedAfter/InvokedBefore
+are inclusive (the reference only says "after" and "before"): each slice
+asks for its own range widened by `OVERLAP_MS` on both sides, and keeps
+only the records requested inside its own half-open range [after, before).
+Adjacent requests overlap, but every record has exactly one owner, so none
+is written twice and none is lost whichever way the API treats its bounds.
 """
 
 from __future__ import annotations
@@ -14,30 +19,48 @@ import logging
 import math
 import threading
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow_page import ArrowPage
-from .errors import AwsError, FatalAwsError
-from .extract import Page, PageRetry, iter_api_pages, iter_pages, time_filters
-from .flatten import Lineage, flatten_page, flatten_source, quarantine_table
+from .decode import Page, flatten, requested_ms
+from .errors import AwsError, BadRecordError, FatalAwsError, Interrupted
+from .extract import decoding, invocation_pages, time_filters
+from .flatten import Lineage, Rejected, check_timestamp, flatten_source, quarantine_table, raw_json
 from .pacing import ASSUMED_RATE
+from .paging import PageRetry, check, pages
 from .redact import Redactor
-from .schema import COMMAND_PLUGINS, COMMANDS, INVOCATIONS, MANAGED_INSTANCES, QUARANTINE
-from .spool import RegionWriter
+from .schema import (
+    COMMAND_PLUGINS,
+    COMMANDS,
+    INVOCATIONS,
+    MANAGED_INSTANCES,
+    QUARANTINE,
+    TableSpec,
+)
 
 log = logging.getLogger("ssm_etl")
+
+
+class Writer(Protocol):
+    """Where walks put their rows: each stream's rows newest first, from several threads."""
+
+    def add(self, spec: TableSpec, table: pa.Table, stream: int = 0) -> None: ...
+
 
 HOUR_MS = 3_600_000
 RETENTION_MS = 30 * 24 * HOUR_MS
 MIN_SLICE_MS = 6 * HOUR_MS
 """Below this, a slice costs more in extra requests than it saves in waiting."""
-
+OVERLAP_MS = 1_000
+"""How far each slice's request reaches into its neighbours' ranges: a second, so even
+an API that cut its bounds to the second would return every record a slice owns."""
+TICK = 0.05
+"""Seconds between two looks at the caller's stop event while slices run."""
 
 PAGE_OVER_PROBE = 4.0
 """How much longer a full page (50 records, output included) takes than the 1-record probe."""
@@ -50,42 +73,74 @@ def slice_count(round_trip: float, most: int) -> int:
 
 
 BATCH_RECORDS = 500
-"""Consecutive Arrow pages are flattened and buffered together up to this many records:
+"""Consecutive pages are flattened and buffered together up to this many records:
 flattening costs about as much for ten pages as for one, in fixed per-call overhead."""
 
 
-def batches(pages: Iterable[Page], most: int = BATCH_RECORDS) -> Iterator[tuple[Any, int]]:
-    """(records, pages in them): runs of Arrow pages joined, any other page alone, in order."""
-    run: list[ArrowPage] = []
+def batches(pages: Iterable[Page], most: int = BATCH_RECORDS) -> Iterator[tuple[Page, int]]:
+    """(pages joined, how many), in order, each run reaching `most` records or the end."""
+    run: list[Page] = []
     size = 0
     for page in pages:
-        if isinstance(page.records, ArrowPage):
-            run.append(page.records)
-            size += len(page.records)
-            if size < most:
-                continue
-        if run:
-            yield ArrowPage.concat(run), len(run)
+        run.append(page)
+        size += len(page)
+        if size >= most:
+            yield Page.concat(run), len(run)
             run, size = [], 0
-        if not isinstance(page.records, ArrowPage):
-            yield page.records, 1
     if run:
-        yield ArrowPage.concat(run), len(run)
+        yield Page.concat(run), len(run)
 
 
-def _until(stop: threading.Event, pages: Iterator[Page]) -> Iterator[Page]:
-    """`pages` while `stop` is unset, checked before each next page is requested."""
-    while not stop.is_set():
-        page = next(pages, None)
-        if page is None:
-            return
-        yield page
+def _ms(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value / 1000, UTC)
 
 
 @dataclass(frozen=True)
 class Slice:
+    """The records requested in [after_ms, before_ms); None leaves that side open."""
+
     after_ms: int | None
-    before_ms: int | None  # inclusive; None for the open-ended newest slice
+    before_ms: int | None
+
+    def request(self) -> dict[str, Any]:
+        """The ListCommandInvocations filters of this slice, widened by OVERLAP_MS."""
+        after = None if self.after_ms is None else self.after_ms - OVERLAP_MS
+        before = None if self.before_ms is None else self.before_ms + OVERLAP_MS
+        filters = time_filters(_ms(after), _ms(before))
+        return {"Filters": filters} if filters else {}
+
+    def owns(self, ms: int) -> bool:
+        return (self.after_ms is None or ms >= self.after_ms) and (
+            self.before_ms is None or ms < self.before_ms
+        )
+
+    def owned(self, page: Page) -> Page:
+        """What of `page` is this slice's to write (rejected records without a usable time
+        included: `_Sink` writes each of those once)."""
+        records = page.records
+        if len(records):
+            ms = requested_ms(page)
+            lowest = -(2**63) if self.after_ms is None else self.after_ms
+            beyond = 2**63 - 1 if self.before_ms is None else self.before_ms
+            mine = pc.and_(pc.greater_equal(ms, lowest), pc.less(ms, beyond))
+            if not pc.all(mine).as_py():
+                records = records.filter(mine)
+        rejected = tuple(r for r in page.rejected if self._owns_rejected(r))
+        return Page(records, rejected, page.next_token)
+
+    def _owns_rejected(self, rejected: Rejected) -> bool:
+        ms = _rejected_ms(rejected)
+        return ms is None or self.owns(ms)
+
+
+def _rejected_ms(rejected: Rejected) -> int | None:
+    """The RequestedDateTime of a rejected record, when it has a usable one."""
+    record = rejected.record
+    try:
+        seconds = check_timestamp(record.get("RequestedDateTime"), "RequestedDateTime")
+    except (AttributeError, BadRecordError):
+        return None
+    return None if seconds is None else round(seconds * 1000)
 
 
 def slices(start_ms: int | None, now_ms: int, count: int) -> list[Slice]:
@@ -96,12 +151,11 @@ def slices(start_ms: int | None, now_ms: int, count: int) -> list[Slice]:
     lower = start_ms if start_ms is not None else now_ms - RETENTION_MS
     span = now_ms - lower
     count = max(1, min(count, span // MIN_SLICE_MS))
-    if count == 1:
-        return [Slice(start_ms, None)]
     edges = [lower + span * i // count for i in range(1, count)]
-    afters: list[int | None] = [start_ms, *edges]
-    befores: list[int | None] = [edge - 1 for edge in edges] + [None]
-    return [Slice(a, b) for a, b in zip(afters, befores, strict=True)]
+    return [
+        Slice(after, before)
+        for after, before in zip([start_ms, *edges], [*edges, None], strict=True)
+    ]
 
 
 @dataclass
@@ -111,16 +165,75 @@ class WalkStats:
     plugins: int = 0
     quarantined: int = 0
     newest_ms: int | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
-def _ms(value: int | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value / 1000, UTC)
+class _Sink:
+    """The one way from pages to the writer, shared by concurrent slices.
+
+    Writes are serialised, counted, and refused once the walk is over (a slice
+    abandoned in a request must not write after its walk has returned).
+    Rejected records without a usable time have no owning slice: the first
+    copy is written, any other dropped.
+    """
+
+    def __init__(self, writer: Writer, lineage: Lineage, redactor: Redactor | None) -> None:
+        self.writer, self.lineage, self.redactor = writer, lineage, redactor
+        self.stats = WalkStats()
+        self.open = True
+        self._timeless: set[str] = set()
+
+    def write(self, stream: int, page: Page, pages: int) -> None:
+        flat = flatten(page, self.lineage, self.redactor)
+        newest = (
+            pc.max(flat.invocations["requested_date_time"]).value
+            if flat.invocations.num_rows
+            else None
+        )
+        stats = self.stats
+        with stats.lock:
+            if not self.open:
+                raise Interrupted(f"{self.lineage.account_id} {self.lineage.region}: stopped")
+            rejected = [r for r in flat.rejected if self._first(r)]
+            self.writer.add(INVOCATIONS, flat.invocations, stream)
+            self.writer.add(COMMAND_PLUGINS, flat.plugins, stream)
+            if rejected:
+                quarantine = quarantine_table(rejected, self.lineage, self.redactor)
+                self.writer.add(QUARANTINE, quarantine, stream)
+            stats.pages += pages
+            stats.invocations += flat.invocations.num_rows
+            stats.plugins += flat.plugins.num_rows
+            stats.quarantined += len(rejected)
+            if newest is not None:
+                stats.newest_ms = max(newest, stats.newest_ms or newest)
+            progress = {
+                "account_id": self.lineage.account_id,
+                "region": self.lineage.region,
+                "pages": stats.pages,
+                "invocations": stats.invocations,
+            }
+        # One line per page for the CLI's live view (pipeline.progress); DEBUG elsewhere.
+        log.debug(
+            "%(account_id)s %(region)s: %(pages)d pages", progress, extra={"progress": progress}
+        )
+
+    def _first(self, rejected: Rejected) -> bool:
+        if _rejected_ms(rejected) is not None:
+            return True
+        raw = raw_json(rejected.record)
+        if raw in self._timeless:
+            return False
+        self._timeless.add(raw)
+        return True
+
+    def close(self) -> None:
+        with self.stats.lock:
+            self.open = False
 
 
 def walk_region(
     client: Any,
-    writer: RegionWriter,
+    writer: Writer,
     lineage: Lineage,
     window: list[Slice],
     *,
@@ -128,79 +241,80 @@ def walk_region(
     redactor: Redactor | None = None,
     stop: threading.Event | None = None,
 ) -> WalkStats:
-    """Stream every page of every slice into `writer`; the first failure stops all slices."""
-    stats = WalkStats()
-    stop = stop or threading.Event()
+    """Stream every page of every slice into `writer`.
 
-    def one(stream: int, part: Slice) -> None:
+    The first slice to fail stops the others before their next request, and
+    its error is raised, `.slice` naming it. Once `stop` is set, no slice
+    starts another request (within `TICK`), every wait of this walk ends, and
+    Interrupted is raised at once: requests already in flight are not waited
+    for, and nothing they bring back is written.
+    """
+    check(stop)
+    decoding(client)  # once, here: the slices' threads would race to register the hook
+    sink = _Sink(writer, lineage, redactor)
+    halt = threading.Event()  # the first failure, or `stop`: every slice ends
+
+    def walk_slice(stream: int, part: Slice) -> None:
         try:
-            walk_slice(stream, part)
+            request = part.request()
+            walk = invocation_pages(client, request, retry=retry, stop=halt, region=lineage.region)
+            for page, count in batches(walk):
+                sink.write(stream, part.owned(page), count)
         except AwsError as exc:
             exc.slice = stream  # what the caller's restart budget is kept by
             raise
 
-    def walk_slice(stream: int, part: Slice) -> None:
-        pages = iter_pages(
-            client,
-            invoked_after=_ms(part.after_ms),
-            invoked_before=_ms(part.before_ms),
-            retry=retry,
-            region=lineage.region,
-        )
-        for records, page_count in batches(_until(stop, pages)):
-            if stop.is_set():
-                return
-            flat = flatten_page(records, lineage, redactor=redactor)
-            rejected = quarantine_table(flat.rejected, lineage, redactor) if flat.rejected else None
-            newest = (
-                pc.max(flat.invocations["requested_date_time"]).value
-                if flat.invocations.num_rows
-                else None
-            )
-            with stats._lock:  # the writer is shared by the slices
-                writer.add(INVOCATIONS, flat.invocations, stream)
-                writer.add(COMMAND_PLUGINS, flat.plugins, stream)
-                if rejected is not None:
-                    writer.add(QUARANTINE, rejected, stream)
-                stats.pages += page_count
-                stats.invocations += flat.invocations.num_rows
-                stats.plugins += flat.plugins.num_rows
-                stats.quarantined += len(flat.rejected)
-                if newest is not None:
-                    stats.newest_ms = max(newest, stats.newest_ms or newest)
-                progress = {
-                    "account_id": lineage.account_id,
-                    "region": lineage.region,
-                    "pages": stats.pages,
-                    "invocations": stats.invocations,
-                }
-            # One line per page for the CLI's live view (pipeline.progress); DEBUG elsewhere.
-            log.debug(
-                "%(account_id)s %(region)s: %(pages)d pages", progress, extra={"progress": progress}
-            )
+    pool = ThreadPoolExecutor(max_workers=len(window), thread_name_prefix="slice")
+    try:
+        futures = [pool.submit(walk_slice, stream, part) for stream, part in enumerate(window)]
+        _outcome(futures, halt, stop)
+        return sink.stats
+    finally:
+        halt.set()
+        sink.close()
+        pool.shutdown(wait=False, cancel_futures=True)
 
-    if len(window) == 1:
-        one(0, window[0])
-        return stats
-    with ThreadPoolExecutor(max_workers=len(window), thread_name_prefix="slice") as pool:
-        futures = [pool.submit(one, stream, part) for stream, part in enumerate(window)]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        failed = [f for f in done if f.exception() is not None]
-        if failed:
-            stop.set()
-            wait(futures)
-            raise failed[0].exception()  # type: ignore[misc]
-    return stats
+
+def _outcome(
+    futures: list[Future[None]], halt: threading.Event, stop: threading.Event | None
+) -> None:
+    """Return when every slice is done; raise the first failure, or Interrupted."""
+    pending = set(futures)
+    failure: BaseException | None = None
+    while pending:
+        if stop is not None and stop.is_set():
+            raise Interrupted("stopped")
+        done, pending = wait(pending, timeout=TICK, return_when=FIRST_EXCEPTION)
+        for future in done:
+            error = future.exception()
+            if error is not None and not isinstance(error, Interrupted) and failure is None:
+                failure = error
+                halt.set()  # the other slices stop before their next request
+    if failure is not None:
+        raise failure
+    if any(isinstance(future.exception(), Interrupted) for future in futures):
+        raise Interrupted("stopped")  # a slice ended by the pacer's stop
+
+
+_SOURCES = {
+    COMMANDS.name: (COMMANDS, "list_commands", "Commands"),
+    MANAGED_INSTANCES.name: (
+        MANAGED_INSTANCES,
+        "describe_instance_information",
+        "InstanceInformationList",
+    ),
+}
 
 
 def walk_sources(
     client: Any,
-    writer: RegionWriter,
+    writer: Writer,
     lineage: Lineage,
     after_ms: int | None,
     *,
     retry: PageRetry,
     redactor: Redactor | None = None,
+    stop: threading.Event | None = None,
 ) -> dict[str, int]:
     """The commands behind this window's invocations, and a snapshot of the managed instances.
 
@@ -208,27 +322,24 @@ def walk_sources(
     An identity without `ssm:ListCommands` or `ssm:DescribeInstanceInformation`
     still gets its invocations: the source is skipped with a warning.
     """
-    calls = {
-        COMMANDS.name: (
-            client.list_commands,
-            {"MaxResults": 50, **_filters(after_ms)},
-            "Commands",
-        ),
-        MANAGED_INSTANCES.name: (
-            client.describe_instance_information,
-            {"MaxResults": 50},
-            "InstanceInformationList",
-        ),
-    }
     counts: dict[str, int] = {}
-    for table, (call, request, result_key) in calls.items():
-        spec = COMMANDS if table == COMMANDS.name else MANAGED_INSTANCES
+    for table, (spec, operation, result_key) in _SOURCES.items():
+        filters = time_filters(_ms(after_ms), None) if spec is COMMANDS else []
+        request = {"Filters": filters} if filters else {}
         staged: list[tuple[pa.Table, pa.Table]] = []
         try:
-            for page in iter_api_pages(
-                call, request, result_key, retry=retry, region=lineage.region
+            for page in pages(
+                client,
+                operation,
+                request,
+                retry=retry,
+                stop=stop,
+                region=lineage.region,
+                page_size=50,
             ):
-                rows, rejected = flatten_source(table, page.records, lineage, redactor)
+                rows, rejected = flatten_source(
+                    table, page.get(result_key) or [], lineage, redactor
+                )
                 staged.append((rows, quarantine_table(rejected, lineage, redactor)))
         except FatalAwsError as exc:
             if not exc.code.startswith("AccessDenied"):
@@ -242,47 +353,67 @@ def walk_sources(
     return counts
 
 
-def _filters(after_ms: int | None) -> dict[str, Any]:
-    filters = time_filters(_ms(after_ms), None)
-    return {"Filters": filters} if filters else {}
+@dataclass(frozen=True)
+class Followed:
+    """What the API returned for one followed command."""
+
+    instance_ids: frozenset[str]
+    """Every instance it returned an invocation of (stored or quarantined)."""
+    requests: int
+    """Answers it took: one per page, or the one InvalidCommandId."""
+
+    def __contains__(self, instance_id: object) -> bool:
+        return instance_id in self.instance_ids
+
+
+FOLLOW_STREAM = 1 << 20
+"""The writer stream followed commands go to, apart from the window's time slices."""
 
 
 def follow_commands(
     client: Any,
-    writer: RegionWriter,
+    writer: Writer,
     lineage: Lineage,
-    commands: list[tuple[str, int]],
+    commands: Iterable[tuple[str, int]],
     *,
     retry: PageRetry,
     redactor: Redactor | None = None,
     stop: threading.Event | None = None,
-) -> dict[str, set[str]]:
-    """Every invocation of each command (ListCommandInvocations by CommandId) into `writer`.
+) -> dict[str, Followed]:
+    """Each command's invocations (ListCommandInvocations with its CommandId, Details=true),
+    written as the window walk writes them; by command id, what the API returned.
 
-    Returns the instance ids the API returned per command; a command it no
-    longer has answers with none.
+    `commands` are (command id, requested time in epoch ms) pairs.
+    One request per command, plus one per further page of a large command,
+    newest command first (a writer stream wants its rows newest first). A
+    command the API no longer has answers with no invocations, or with
+    InvalidCommandId: either way an empty set, not an error.
     """
-    seen: dict[str, set[str]] = {}
-    for command_id, _ in commands:
-        if stop is not None and stop.is_set():
-            break
-        found = seen.setdefault(command_id, set())
-        request = {"CommandId": command_id, "Details": True, "MaxResults": 50}
+    decoding(client)
+    sink = _Sink(writer, lineage, redactor)
+    found: dict[str, Followed] = {}
+    for command_id, _ in sorted(commands, key=lambda command: command[1], reverse=True):
+        instances: set[str] = set()
+        requests = 0
+        request = {"CommandId": command_id}
         try:
-            for page in iter_api_pages(
-                client.list_command_invocations,
-                request,
-                "CommandInvocations",
-                retry=retry,
-                region=lineage.region,
+            for page in invocation_pages(
+                client, request, retry=retry, stop=stop, region=lineage.region
             ):
-                flat = flatten_page(page.records, lineage, redactor=redactor)
-                writer.add(INVOCATIONS, flat.invocations)
-                writer.add(COMMAND_PLUGINS, flat.plugins)
-                if flat.rejected:
-                    writer.add(QUARANTINE, quarantine_table(flat.rejected, lineage, redactor))
-                found.update(flat.invocations.column("instance_id").to_pylist())
+                requests += 1
+                instances.update(page.records.field("InstanceId").to_pylist())
+                instances.update(_instance_ids(page.rejected))
+                sink.write(FOLLOW_STREAM, page, 1)
         except FatalAwsError as exc:
             if exc.code != "InvalidCommandId":
                 raise
-    return seen
+            requests += 1
+        found[command_id] = Followed(frozenset(instances), requests)
+    return found
+
+
+def _instance_ids(rejected: Iterable[Rejected]) -> Iterator[str]:
+    for item in rejected:
+        record = item.record
+        if isinstance(record, dict) and isinstance(record.get("InstanceId"), str):
+            yield record["InstanceId"]

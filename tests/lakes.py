@@ -9,7 +9,8 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline.commit import Committer, Pending
-from pipeline.flatten import Lineage, flatten_page
+from pipeline.decode import flatten_page
+from pipeline.flatten import Lineage
 from pipeline.lake import Lake
 from pipeline.schema import COMMAND_PLUGINS, INVOCATIONS, TIMESTAMP, TableSpec
 from pipeline.spool import RegionWriter

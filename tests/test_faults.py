@@ -15,11 +15,13 @@ import pytest
 from emulator import Emulator, FleetSpec
 from emulator.faults import FaultSpec, RegionFaults
 from pipeline.config import RunConfig
+from pipeline.decode import flatten_page
 from pipeline.errors import AwsError
-from pipeline.extract import AwsSettings, PageRetry
-from pipeline.flatten import Lineage, flatten_page
+from pipeline.extract import AwsSettings
+from pipeline.flatten import Lineage
 from pipeline.ingest import WALK_RESTARTS, IngestOptions, run_local
 from pipeline.lake import Lake
+from pipeline.paging import PageRetry
 from pipeline.views import connect
 from pipeline.walk import walk_region
 from tests.truth import expected_invocation, expected_plugins, key, view_rows
@@ -28,7 +30,7 @@ NOW = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 FAULTY, CLEAN = "eu-west-1", "us-east-1"
 REGIONS = (FAULTY, CLEAN)
 ACCOUNT = "123456789012"
-NO_WAIT = IngestOptions(retry=PageRetry(attempts=6, sleep=lambda seconds: None))
+NO_WAIT = IngestOptions(retry=PageRetry(attempts=6, base_seconds=0))
 
 
 def _spec(**overrides) -> FleetSpec:
@@ -40,7 +42,7 @@ def _faults(seed: int = 1, **region_faults) -> FaultSpec:
     return FaultSpec(seed=seed, regions={FAULTY: RegionFaults(**region_faults)})
 
 
-def _run(emulator, lake, *, read_timeout=10.0, max_attempts=10, full_refresh=False, slices=4):
+def _run(emulator, lake, *, read_timeout=10.0, max_attempts=3, full_refresh=False, slices=4):
     settings = AwsSettings(
         endpoint_url=emulator.url, read_timeout=read_timeout, max_attempts=max_attempts
     )

@@ -10,8 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.decode import flatten_page
 from pipeline.errors import ConfigError, LakeBusyError
-from pipeline.flatten import Lineage, flatten_page
+from pipeline.flatten import Lineage
 from pipeline.lake import FORMAT_VERSION, Lake
 from pipeline.schema import COMMAND_PLUGINS, INVOCATIONS, TABLES, TIMESTAMP
 from pipeline.spool import RegionWriter

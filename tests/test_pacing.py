@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
+from pipeline.errors import Interrupted
 from pipeline.extract import AwsSettings
 from pipeline.pacing import ASSUMED_RATE, Pacer
 
@@ -140,7 +142,7 @@ def test_every_attempt_through_botocore_is_paced_and_throttles_bring_the_rate_do
     emulator.set_faults(
         {"seed": 1, "regions": {REGION: {"throttle_rate": 20, "throttle_burst": 2}}}
     )
-    settings = AwsSettings(endpoint_url=emulator.url, raw_parsing="json")
+    settings = AwsSettings(endpoint_url=emulator.url)
     client = settings.client(settings.session(), "ssm", REGION)
     client.list_commands(MaxResults=1)  # another operation: not paced
     p = CountingPacer().attach(client)
@@ -161,3 +163,26 @@ def test_every_attempt_through_botocore_is_paced_and_throttles_bring_the_rate_do
     assert p.waits == len(hot)  # each attempt waited its turn, retries included
     assert p.throttles == len(throttled) > 0
     assert p.rate is not None
+
+
+def test_a_stop_ends_a_wait_at_once():
+    stop = threading.Event()
+    p = Pacer(0.1, burst=1, stop=stop)
+    assert p.wait() == 0.0  # the burst; the next turn is ten seconds away
+    threading.Timer(0.2, stop.set).start()
+    started = time.monotonic()
+    with pytest.raises(Interrupted):
+        p.wait()
+    assert time.monotonic() - started < 1.0
+
+
+def test_no_attempt_goes_once_the_stop_is_set(emulator):
+    stop = threading.Event()
+    settings = AwsSettings(endpoint_url=emulator.url)
+    client = settings.client(settings.session(), "ssm", REGION)
+    Pacer(stop=stop).attach(client)
+    client.list_command_invocations(MaxResults=1)
+    stop.set()
+    with pytest.raises(Interrupted):
+        client.list_command_invocations(MaxResults=1)
+    assert sum(e["operation"] == "ListCommandInvocations" for e in emulator.request_log) == 1

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from pipeline.decode import flatten_page
 from pipeline.errors import ConfigError
-from pipeline.flatten import Lineage, flatten_page, quarantine_table
+from pipeline.flatten import Lineage, quarantine_table
 from pipeline.redact import MASK, Redactor
 
 KEY_ID = "AKIAIOSFODNN7EXAMPLE"

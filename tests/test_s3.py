@@ -14,8 +14,9 @@ import pytest
 from emulator import Emulator
 from pipeline.bi import write_views_database
 from pipeline.commit import Committer, Pending
+from pipeline.decode import flatten_page
 from pipeline.errors import ConfigError, LakeBusyError
-from pipeline.flatten import Lineage, flatten_page
+from pipeline.flatten import Lineage
 from pipeline.lake import AsOf, Lake
 from pipeline.purge import purge
 from pipeline.query import run_query

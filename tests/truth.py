@@ -118,3 +118,18 @@ def ground_truth(emulator, account: str, regions) -> tuple[list[dict], list[dict
             invocations.append(expected_invocation(record, account, region))
             plugins.extend(expected_plugins(record, account, region))
     return sorted(invocations, key=key), sorted(plugins, key=key)
+
+
+def plain_rows(table: pa.Table) -> list[dict]:
+    """A decoded table's rows as the expectations above write them: timestamps as epoch
+    ms, dates as ISO text, the run's lineage (run_id, ingested_at) dropped."""
+    columns = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        if name in ("run_id", "ingested_at"):
+            continue
+        if pa.types.is_timestamp(column.type):
+            column = column.cast(pa.timestamp("ms", tz="UTC")).cast(pa.int64())
+        elif pa.types.is_date(column.type):
+            column = column.cast(pa.string())
+        columns[name] = column
+    return pa.table(columns).to_pylist()

@@ -1,7 +1,8 @@
-"""Flattening ListCommandInvocations records into the invocation and plugin tables.
+"""Decoding ListCommandInvocations records into the invocation and plugin tables.
 
-Golden values are written out here; the property test maps rows back to records
-with its own snake_case rule over botocore's model, not with the flattener's code.
+Golden values are written out here; the property tests compare with
+`tests/truth.py`'s field-by-field mapping, and judge mutated records with an
+oracle of their own over botocore's model, not with the decoder's code.
 """
 
 from __future__ import annotations
@@ -11,17 +12,30 @@ import math
 import os
 import re
 import tempfile
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
-import botocore.parsers
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from pipeline.flatten import FlatPage, Lineage, flatten_page
+from pipeline.decode import (
+    DERIVED_INVOCATION,
+    DERIVED_PLUGIN,
+    INVOCATION_COLUMNS,
+    PLUGIN_COLUMNS,
+    PLUGINS,
+    decode_page,
+    flatten_page,
+    read_arrow,
+    read_records,
+)
+from pipeline.flatten import FlatPage, Lineage
 from pipeline.schema import COMMAND_PLUGINS_SCHEMA, INVOCATIONS_SCHEMA
-from tests.strategies import api_records, invocation_shape, output_shape
+from tests import truth
+from tests.strategies import api_records, invocation_shape
 
 ACCOUNT = "012345678901"
 LINEAGE = Lineage(
@@ -642,7 +656,9 @@ MALFORMED = [
 @pytest.mark.parametrize(("bad", "field_name"), MALFORMED)
 def test_malformed_record_is_rejected_and_page_survives(bad, field_name):
     page = flatten_page([VALID_A, bad, VALID_B], LINEAGE)
-    assert [(r.record is bad, field_name in r.reason) for r in page.rejected] == [(True, True)]
+    assert [(_json(r.record), field_name in r.reason) for r in page.rejected] == [
+        (_json(bad), True)
+    ]
     assert page.invocations.column("command_id").to_pylist() == [
         "11111111-1111-4111-8111-111111111111",
         "22222222-2222-4222-8222-222222222222",
@@ -654,150 +670,230 @@ def test_malformed_record_is_rejected_and_page_survives(bad, field_name):
     ]
 
 
-def test_reason_names_the_field_in_words():
-    page = flatten_page([invocation(RequestedDateTime="yesterday")], LINEAGE)
-    assert [r.reason for r in page.rejected] == [
-        "RequestedDateTime is not a timestamp: 'yesterday'"
-    ]
+def _json(value: Any) -> str:
+    """A value as canonical JSON text: equal for equal records, NaN included."""
+    return json.dumps(value, sort_keys=True)
 
 
-# --- equivalence with botocore's parser --------------------------------------------------
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        pytest.param(invocation(RequestedDateTime="yesterday"), "RequestedDateTime is not a timestamp: 'yesterday'", id="timestamp"),
+        pytest.param(invocation(RequestedDateTime=None), "RequestedDateTime is missing", id="required-timestamp"),
+        pytest.param(invocation(InstanceId=""), "InstanceId is missing", id="required-text"),
+        pytest.param(invocation(CommandPlugins=[plugin(ResponseCode=2**31)]), "ResponseCode is not an int32: 2147483648", id="int32"),
+        pytest.param(invocation(NotificationConfig=[]), "NotificationConfig is not an object: []", id="object"),
+        pytest.param(invocation(CommandPlugins=[plugin(), 7]), "CommandPlugins[1] is not an object", id="plugin"),
+        pytest.param(invocation(Comment="\ud800"), "Comment is not a string: '\\ud800'", id="lone-surrogate"),
+    ],
+)  # fmt: skip
+def test_reason_names_the_member_in_words(record, reason):
+    page = flatten_page([record], LINEAGE)
+    assert [r.reason for r in page.rejected] == [reason]
 
 
-def _botocore_parse(body: bytes) -> dict[str, Any]:
-    parser = botocore.parsers.create_parser("json")
-    return parser.parse({"body": body, "headers": {}, "status_code": 200}, output_shape())
-
-
-def _both_paths(records: list[Any]) -> tuple[FlatPage, FlatPage, dict[str, Any]]:
-    body = json.dumps(
-        {"CommandInvocations": records, "NextToken": "AAEAAQ=="}, ensure_ascii=False
-    ).encode("utf-8")
-    wire = json.loads(body)["CommandInvocations"]
-    parsed = _botocore_parse(body)
-    return (
-        flatten_page(wire, LINEAGE),
-        flatten_page(parsed["CommandInvocations"], LINEAGE),
-        parsed,
-    )
-
-
-def test_json_and_botocore_parsers_flatten_identically():
-    records = [FULL_RECORD, *(case.values[0] for case in EDGE_CASES)]
-    from_json, from_botocore, parsed = _both_paths(records)
-    first = parsed["CommandInvocations"][0]
-    assert isinstance(first["RequestedDateTime"], datetime)
-    assert first["RequestedDateTime"].tzinfo is not None
-    assert from_json.rejected == from_botocore.rejected == []
-    assert from_json.invocations.num_rows == len(records)
-    assert from_json.plugins.num_rows == 16
-    assert from_json.invocations.equals(from_botocore.invocations)
-    assert from_json.plugins.equals(from_botocore.plugins)
-
-
-# --- the property ------------------------------------------------------------------------
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# --- the column definition ---------------------------------------------------------------
 
 
 def snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def _stored(value: Any, kind: str) -> Any:
-    if value is None or kind != "timestamp":
-        return value
-    return _EPOCH + timedelta(milliseconds=round(value * 1000))
-
-
-def _leaf_columns(record: dict[str, Any], shape: Any) -> dict[str, Any]:
-    """Each leaf of the record under its snake_case column; structures lifted."""
-    columns: dict[str, Any] = {}
+def _leaves(shape: Any, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], str]:
+    """Each leaf member of the API shape by path, with its type; structures lifted."""
+    leaves: dict[tuple[str, ...], str] = {}
     for name, member in shape.members.items():
-        if name == "CommandPlugins":
+        if name == PLUGINS:
             continue
         if member.type_name == "structure":
-            columns.update(_leaf_columns(record.get(name) or {}, member))
+            leaves.update(_leaves(member, (*path, name)))
         else:
-            columns[snake(name)] = _stored(record.get(name), member.type_name)
-    return columns
+            kind = member.type_name
+            leaves[(*path, name)] = f"list<{member.member.type_name}>" if kind == "list" else kind
+    return leaves
 
 
-def expected_rows(record: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    shape = invocation_shape()
-    requested = _stored(record["RequestedDateTime"], "timestamp")
-    key = {
-        "account_id": LINEAGE.account_id,
-        "region": LINEAGE.region,
-        "command_id": record["CommandId"],
-        "instance_id": record["InstanceId"],
-        "requested_date": requested.date(),
-    }
-    row = {**key, **_leaf_columns(record, shape), **_LINEAGE_COLUMNS}
-    plugin_shape = shape.members["CommandPlugins"].member
-    plugin_key = {
-        **key,
-        "requested_date_time": row["requested_date_time"],
-        "document_name": row["document_name"],
-    }
-    plugins = [
-        {**plugin_key, "plugin_index": i, **_leaf_columns(p, plugin_shape), **_LINEAGE_COLUMNS}
-        for i, p in enumerate(record.get("CommandPlugins", []))
-    ]
-    starts = [p["response_start_date_time"] for p in plugins if p["response_start_date_time"]]
-    finishes = [p["response_finish_date_time"] for p in plugins if p["response_finish_date_time"]]
-    row["plugins_started_date_time"] = min(starts, default=None)
-    row["plugins_finished_date_time"] = max(finishes, default=None)
-    return row, plugins
+_KINDS = {"string": "string", "timestamp": "timestamp", "int32": "integer", "bool": "boolean", "strings": "list<string>"}  # fmt: skip
 
 
-def test_schema_columns_are_the_snake_case_leaves_of_the_api_shape():
-    shape = invocation_shape()
-    leaves = set(_leaf_columns({}, shape))
-    plugin_leaves = set(_leaf_columns({}, shape.members["CommandPlugins"].member))
-    partition_and_lineage = {"account_id", "region", "run_id", "ingested_at"}
-    derived = {"plugins_started_date_time", "plugins_finished_date_time"}
-    assert (
-        set(INVOCATIONS_SCHEMA.names)
-        == leaves | {"requested_date"} | partition_and_lineage | derived
+@pytest.mark.parametrize(
+    ("columns", "shape"),
+    [
+        pytest.param(INVOCATION_COLUMNS, lambda: invocation_shape(), id="invocation"),
+        pytest.param(
+            PLUGIN_COLUMNS, lambda: invocation_shape().members[PLUGINS].member, id="plugin"
+        ),
+    ],
+)
+def test_columns_are_every_leaf_of_the_api_shape_in_snake_case(columns, shape):
+    """A member AWS adds to the model fails this test on the next botocore upgrade."""
+    assert {c.path: _KINDS[c.kind] for c in columns} == _leaves(shape())
+    assert [c.name for c in columns] == [snake(c.path[-1]) for c in columns]
+
+
+def test_columns_and_derived_columns_are_the_schemas():
+    lineage = {"account_id", "region", "run_id", "ingested_at"}
+    assert {c.name for c in INVOCATION_COLUMNS} | set(DERIVED_INVOCATION) | lineage == set(
+        INVOCATIONS_SCHEMA.names
     )
-    assert set(COMMAND_PLUGINS_SCHEMA.names) == plugin_leaves | partition_and_lineage | {
-        "command_id",
-        "instance_id",
-        "requested_date",
-        "requested_date_time",
-        "document_name",
-        "plugin_index",
-    }
+    assert {c.name for c in PLUGIN_COLUMNS} | set(DERIVED_PLUGIN) | lineage == set(
+        COMMAND_PLUGINS_SCHEMA.names
+    )
+
+
+# --- the properties ------------------------------------------------------------------------
+
+
+def _body(records: list[Any]) -> bytes:
+    return json.dumps({"CommandInvocations": records, "NextToken": "AAEAAQ=="}).encode()
+
+
+def _truth(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows `tests/truth.py` expects of `records`, without the partition month."""
+    region, account = LINEAGE.region, LINEAGE.account_id
+    invocations = [truth.expected_invocation(r, account, region) for r in records]
+    plugins = [p for r in records for p in truth.expected_plugins(r, account, region)]
+    return _without_month(invocations), _without_month(plugins)
+
+
+def _without_month(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in row.items() if k != "requested_month"} for row in rows]
+
+
+def assert_rows(page: FlatPage, records: list[dict[str, Any]]) -> None:
+    invocations, plugins = _truth(records)
+    assert page.invocations.schema.equals(INVOCATIONS_SCHEMA, check_metadata=True)
+    assert page.plugins.schema.equals(COMMAND_PLUGINS_SCHEMA, check_metadata=True)
+    assert truth.plain_rows(page.invocations) == invocations
+    assert truth.plain_rows(page.plugins) == plugins
 
 
 @settings(max_examples=200, deadline=None)
-@given(record=api_records())
-def test_any_valid_record_flattens_to_schema_and_round_trips(record):
-    page = flatten_page([record], LINEAGE)
-    assert page.rejected == []
-    assert page.invocations.num_rows == 1
-    assert page.plugins.num_rows == len(record.get("CommandPlugins", []))
-    assert page.invocations.schema.equals(INVOCATIONS_SCHEMA, check_metadata=True)
-    assert page.plugins.schema.equals(COMMAND_PLUGINS_SCHEMA, check_metadata=True)
-
+@given(records=st.lists(api_records(), max_size=4))
+def test_any_valid_page_decodes_to_the_expected_rows_on_the_fast_road(records):
+    body = _body(records)
+    page = decode_page(body, LINEAGE)
+    assert page.rejected == [] and page.next_token == "AAEAAQ=="
+    assert_rows(page, records)
+    assert read_arrow(body) is not None, "a valid page takes the fast road"
+    assert read_records(body).records.equals(read_arrow(body).records)
     with tempfile.TemporaryDirectory() as tmp:
         for name, table in (("invocations", page.invocations), ("plugins", page.plugins)):
             path = os.path.join(tmp, f"{name}.parquet")
             pq.write_table(table, path)
             assert pq.read_table(path).equals(table)
 
-    row, plugins = expected_rows(record)
-    assert page.invocations.to_pylist() == [row]
-    assert page.plugins.to_pylist() == plugins
 
-    _, from_botocore, _ = _both_paths([record])
-    assert from_botocore.rejected == []
-    assert from_botocore.invocations.equals(page.invocations)
-    assert from_botocore.plugins.equals(page.plugins)
+_INT32 = (-(2**31), 2**31 - 1)
+
+
+def _storable(value: Any, shape: Any) -> bool:
+    """Whether `value` can stand for `shape` in the lake: this test's own reading of the model."""
+    if value is None:
+        return True
+    kind = shape.type_name
+    if kind == "string":
+        return isinstance(value, str) and not any("\ud800" <= c <= "\udfff" for c in value)
+    if kind == "timestamp":
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        return number and math.isfinite(value) and -62135596800 <= value <= 253402300799.999
+    if kind == "integer":
+        return type(value) is int and _INT32[0] <= value <= _INT32[1]
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "list":
+        return isinstance(value, list) and all(
+            item is not None and _storable(item, shape.member) for item in value
+        )
+    return isinstance(value, dict) and all(
+        _storable(value.get(name), member) for name, member in shape.members.items()
+    )
+
+
+def storable(record: Any) -> bool:
+    required = ("CommandId", "InstanceId", "RequestedDateTime")
+    return (
+        isinstance(record, dict)
+        and _storable(record, invocation_shape())
+        and all(record.get(name) not in (None, "") for name in required)
+    )
+
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**64), 2**64)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=8)
+    | st.just("a\ud800"),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+_PATHS = [
+    (name,)
+    for name in (
+        "CommandId",
+        "InstanceId",
+        "RequestedDateTime",
+        "Comment",
+        "TraceOutput",
+        "CommandPlugins",
+        "NotificationConfig",
+        "CloudWatchOutputConfig",
+    )
+] + [
+    ("CommandPlugins", 0, "ResponseCode"),
+    ("CommandPlugins", 0, "ResponseStartDateTime"),
+    ("CommandPlugins", 0, "Output"),
+    ("CommandPlugins", 0),
+    ("NotificationConfig", "NotificationEvents"),
+    ("NotificationConfig", "NotificationEvents", 0),
+    ("CloudWatchOutputConfig", "CloudWatchOutputEnabled"),
+]
+_DROP = object()
+
+
+def _mutated(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    """`value` with the member at `path` set to `new` (dropped for `_DROP`), where it exists."""
+    head, *rest = path
+    if isinstance(value, dict) and isinstance(head, str) and (head in value or not rest):
+        if rest:
+            return {**value, head: _mutated(value[head], tuple(rest), new)}
+        if new is _DROP:
+            return {k: v for k, v in value.items() if k != head}
+        return {**value, head: new}
+    if isinstance(value, list) and isinstance(head, int) and head < len(value):
+        inner = _mutated(value[head], tuple(rest), new) if rest else new
+        return value[:head] + ([] if inner is _DROP else [inner]) + value[head + 1 :]
+    return value
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    records=st.lists(api_records(), max_size=3),
+    mutations=st.lists(
+        st.tuples(st.integers(0, 2), st.sampled_from(_PATHS), _JSON | st.just(_DROP)), max_size=3
+    ),
+)
+def test_a_mutated_page_quarantines_exactly_its_bad_records(records, mutations):
+    """Every record the oracle finds storable is decoded as truth.py expects, in order;
+    every other record is set aside, as it came, with a reason."""
+    for index, path, new in mutations:
+        if index < len(records):
+            records[index] = _mutated(records[index], path, new)
+    page = decode_page(_body(records), LINEAGE)
+    good = [r for r in records if storable(r)]
+    assert_rows(page, good)
+    assert [_json(r.record) for r in page.rejected] == [
+        _json(r) for r in records if not storable(r)
+    ]
+    assert all(r.reason for r in page.rejected)
 
 
 def test_empty_page_gives_empty_tables_with_the_schemas():
     page = flatten_page([], LINEAGE)
     assert page.invocations.equals(INVOCATIONS_SCHEMA.empty_table())
     assert page.plugins.equals(COMMAND_PLUGINS_SCHEMA.empty_table())
+    assert isinstance(page.invocations, pa.Table)
