@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import boto3
@@ -24,6 +25,7 @@ import botocore.session
 from botocore.config import Config
 from botocore.credentials import (
     AssumeRoleCredentialFetcher,
+    CredentialProvider,
     DeferredRefreshableCredentials,
 )
 from botocore.exceptions import BotoCoreError, ClientError
@@ -69,32 +71,30 @@ class AwsSettings:
         except BotoCoreError as exc:
             raise ConfigError(str(exc)) from exc
         if self.role_arn:
-            self._assume_role(core, session.region_name or "us-east-1")
+            provider = self._assumed_role(session.region_name or "us-east-1")
+            core.get_component("credential_provider").insert_before("env", provider)
         return session
 
-    def _assume_role(self, core: botocore.session.Session, region: str) -> None:
-        """Swap the session's credentials for the role's, refreshed before they expire."""
-        source = core.get_credentials()
-        if source is None:
+    def _assumed_role(self, region: str) -> AssumedRole:
+        """The role's credentials, fetched with the chain's own from a separate session,
+        and refreshed by botocore before they expire (runs outlast a credential's life)."""
+        assert self.role_arn is not None
+        source = botocore.session.Session(profile=self.profile)
+        credentials = source.get_credentials()
+        if credentials is None:
             raise FatalAwsError("no AWS credentials to assume the role with", code="NoCredentials")
         extra: dict[str, Any] = {"RoleSessionName": "ssm-etl"}
         if self.external_id:
             extra["ExternalId"] = self.external_id
-
-        def sts_client(service: str, **kwargs: Any) -> Any:
-            return core.create_client(
-                service, region_name=region, endpoint_url=self.endpoint_url, **kwargs
-            )
-
         fetcher = AssumeRoleCredentialFetcher(
-            client_creator=sts_client,
-            source_credentials=source,
+            client_creator=partial(
+                source.create_client, region_name=region, endpoint_url=self.endpoint_url
+            ),
+            source_credentials=credentials,
             role_arn=self.role_arn,
             extra_args=extra,
         )
-        core._credentials = DeferredRefreshableCredentials(  # no public setter exists
-            refresh_using=fetcher.fetch_credentials, method="assume-role"
-        )
+        return AssumedRole(fetcher)
 
     def client(self, session: boto3.Session, service: str, region: str) -> Any:
         config = Config(
@@ -109,6 +109,22 @@ class AwsSettings:
         )
         return session.client(
             service, region_name=region, endpoint_url=self.endpoint_url, config=config
+        )
+
+
+class AssumedRole(CredentialProvider):
+    """A credential provider, first in the session's chain: the role of `AwsSettings`."""
+
+    METHOD = "ssm-etl-assume-role"
+    CANONICAL_NAME = "custom-ssm-etl-assume-role"
+
+    def __init__(self, fetcher: AssumeRoleCredentialFetcher) -> None:
+        super().__init__()
+        self.fetcher = fetcher
+
+    def load(self) -> DeferredRefreshableCredentials:
+        return DeferredRefreshableCredentials(
+            refresh_using=self.fetcher.fetch_credentials, method=self.METHOD
         )
 
 

@@ -8,6 +8,7 @@ import pytest
 from emulator import Emulator, FleetSpec
 from emulator.orgs import OrgAccount
 from flows.nightly import with_runner
+from pipeline.extract import AssumedRole, AwsSettings
 from pipeline.lake import Lake
 from pipeline.views import connect
 from tests.conftest_emulator import EMULATOR_NOW
@@ -111,3 +112,21 @@ def test_a_dask_night_into_an_s3_lake_equals_ground_truth(organization, prefect_
     summary = _night(organization, s3_lake, "dask", accounts=[*MEMBERS, BROKEN])
     _check(organization, s3_lake, summary, MEMBERS)
     assert len({r.account_id for r in summary.results if r.ok}) == 5
+
+
+def test_an_assumed_role_comes_from_the_chain_and_is_refreshed(organization):
+    """The role's provider is first in the session's chain; its credentials (three seconds
+    long here) are fetched again by botocore before they expire, call after call."""
+    member = MEMBERS[0]
+    settings = AwsSettings(endpoint_url=organization.url).assuming(
+        f"arn:aws:iam::{member}:role/SsmEtlReader", external_id="x-1"
+    )
+    session = settings.session()
+    assert session.get_credentials().method == AssumedRole.METHOD
+    sts = settings.client(session, "sts", "us-east-1")
+    before = len(organization.request_log)
+    accounts = {sts.get_caller_identity()["Account"] for _ in range(3)}
+    assert accounts == {member}
+    assumed = [e for e in organization.request_log[before:] if e["operation"] == "AssumeRole"]
+    assert len(assumed) >= 2, "refreshed before expiry"
+    assert {e["params"]["ExternalId"] for e in assumed} == {"x-1"}
