@@ -8,6 +8,7 @@ import pytest
 from emulator import Emulator, FleetSpec
 from emulator.orgs import OrgAccount
 from flows.nightly import with_runner
+from pipeline.accounts import organization_accounts, organizations_region
 from pipeline.extract import AssumedRole, AwsSettings
 from pipeline.lake import Lake
 from pipeline.views import connect
@@ -112,6 +113,24 @@ def test_a_dask_night_into_an_s3_lake_equals_ground_truth(organization, prefect_
     summary = _night(organization, s3_lake, "dask", accounts=[*MEMBERS, BROKEN])
     _check(organization, s3_lake, summary, MEMBERS)
     assert len({r.account_id for r in summary.results if r.ok}) == 5
+
+
+@pytest.mark.parametrize(
+    ("partition", "region"),
+    [("aws", "us-east-1"), ("aws-cn", "cn-northwest-1"), ("aws-us-gov", "us-gov-west-1")],
+)
+def test_organizations_is_called_in_the_partitions_own_region(partition, region):
+    assert organizations_region(partition) == region
+
+
+@pytest.mark.parametrize("partition", ["aws", "aws-cn", "aws-us-gov"])
+def test_organization_accounts_signs_for_the_callers_partition(organization, partition):
+    settings = AwsSettings(endpoint_url=organization.url)
+    before = len(organization.request_log)
+    found = organization_accounts(settings, settings.session(), partition)
+    assert set(found.active) == {MANAGEMENT, *MEMBERS, BROKEN}
+    calls = [e for e in organization.request_log[before:] if e["service"] == "organizations"]
+    assert {e["region"] for e in calls} == {organizations_region(partition)}
 
 
 def test_an_assumed_role_comes_from_the_chain_and_is_refreshed(organization):
