@@ -52,6 +52,13 @@ class MalformedResponseError(RetriableAwsError):
     a list that is not a list): retried like a 5xx, within the same page budget."""
 
 
+class NothingReachedError(SsmEtlError):
+    """The preflight probe found no working endpoint or no working credentials: nothing
+    was read or written. The message is one line naming what failed and the fix."""
+
+    exit_code = 4
+
+
 class BadRecordError(SsmEtlError):
     """One API record that cannot be flattened: quarantine it, keep the rest of the page."""
 
