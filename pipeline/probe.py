@@ -56,7 +56,7 @@ _FIX = "choose other credentials with --profile or AWS_PROFILE"
 
 def probe(
     settings: AwsSettings,
-    region: str,
+    region: str | None,
     account_id: str | None = None,
     *,
     connect_timeout: float = CONNECT_TIMEOUT,
@@ -64,10 +64,11 @@ def probe(
 ) -> str | None:
     """Check that SSM answers in `region` and the credentials work; the caller's account id.
 
-    One ListCommandInvocations (MaxResults=1), and STS GetCallerIdentity when
-    `account_id` is not given. Throttling or a 5xx counts as reached: the run's
-    own retries deal with those (and the account id is then None if STS was
-    the one throttled). Raises NothingReachedError.
+    One ListCommandInvocations (MaxResults=1) in `region` (None: the session's own,
+    else us-east-1), and STS GetCallerIdentity when `account_id` is not given.
+    Throttling or a 5xx counts as reached: the run's own retries deal with those (and
+    the account id is then None if STS was the one throttled). Raises
+    NothingReachedError.
     """
     quick = replace(
         settings,
@@ -79,7 +80,8 @@ def probe(
         session = quick.session()
         credentials = session.get_credentials()
     except (FatalAwsError, BotoCoreError) as exc:
-        raise explain(exc, source=_profile(settings), region=region) from exc
+        raise explain(exc, source=_profile(settings), region=region or "") from exc
+    region = region or session.region_name or "us-east-1"
     if credentials is None:
         raise explain(NoCredentialsError(), source=_profile(settings), region=region)
     source = describe_source(credentials.method, settings)

@@ -35,6 +35,11 @@ def test_a_working_endpoint_and_credentials_pass_and_name_the_account(emulator):
     assert emulator.request_log[0]["params"] == {"MaxResults": 1}
 
 
+def test_without_a_region_the_sessions_own_is_asked(emulator):
+    assert probe(AwsSettings(endpoint_url=emulator.url), None) == EMULATOR_ACCOUNT
+    assert {e["region"] for e in emulator.request_log} == {"us-east-1"}  # AWS_DEFAULT_REGION
+
+
 def test_a_given_account_id_needs_no_sts_call(emulator):
     assert probe(AwsSettings(endpoint_url=emulator.url), REGION, "111111111111") == "111111111111"
     assert [e["service"] for e in emulator.request_log] == ["ssm"]
