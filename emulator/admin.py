@@ -16,6 +16,9 @@ data, so there is nothing to protect.
                                               (valid records; account defaults to the fleet's)
     GET    /_emulator/commands?region=R&account=A   -> what a full ListCommands walk returns now
     GET    /_emulator/instances?region=R&account=A  -> ... and DescribeInstanceInformation
+    GET    /_emulator/open-spans?region=R&account=A&since=T&until=T
+                                           -> `Emulator.open_spans` (ISO-8601 bounds,
+                                              default the 30 days up to now)
     GET    /_emulator/credentials          -> {"seconds": N or null}: the cap on AssumeRole's
     POST   /_emulator/credentials          {"seconds": N or null} -> the same, from now on
     DELETE /_emulator/credentials          expires every issued session -> {"expired": n}
@@ -114,6 +117,21 @@ def _instances(emulator: Emulator, params: dict[str, str], body: bytes) -> list[
     return emulator.instances_ground_truth(*_where(emulator, params))
 
 
+def _bounds(params: dict[str, str]) -> dict[str, datetime]:
+    out = {}
+    for name in ("since", "until"):
+        if params.get(name):
+            moment = datetime.fromisoformat(params[name].replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                raise ValueError(f"{name} needs a time zone, e.g. 2026-03-02T06:00:00Z")
+            out[name] = moment
+    return out
+
+
+def _open_spans(emulator: Emulator, params: dict[str, str], body: bytes) -> list[Any]:
+    return emulator.open_spans(*_where(emulator, params), **_bounds(params))
+
+
 def _credentials(emulator: Emulator, params: dict[str, str], body: bytes) -> dict[str, Any]:
     return {"seconds": emulator.sessions.lifetime}
 
@@ -138,6 +156,7 @@ _ROUTES: dict[str, dict[str, _Handler]] = {
     "ground-truth": {"GET": _ground_truth},
     "commands": {"GET": _commands},
     "instances": {"GET": _instances},
+    "open-spans": {"GET": _open_spans},
     "credentials": {"GET": _credentials, "POST": _set_credentials, "DELETE": _expire_credentials},
 }
 

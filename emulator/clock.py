@@ -41,3 +41,9 @@ class Clock:
 
 def to_ms(moment: datetime) -> int:
     return (moment - _EPOCH) // timedelta(milliseconds=1)
+
+
+def iso(ms: int) -> str:
+    """Epoch milliseconds as ISO 8601 in UTC with milliseconds, e.g. 2026-03-02T06:00:00.000Z."""
+    moment = _EPOCH + timedelta(milliseconds=ms)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"

@@ -16,11 +16,11 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from .episodes import MIGRATION, SENSOR
 from .fleet import Command, Invocation, Window
 from .ssm import ApiError, Request, Tokens, parse_timestamp, status_as_of, wire_time
 
 SCAN_SHARE = 0.1
-TIMEOUT_SECONDS = 3600
 STATUSES = ("Pending", "InProgress", "Success", "Cancelled", "Failed", "TimedOut", "Cancelling")
 STAGES = ("Executing", "Complete")
 _TERMINAL = ("Success", "Failed", "TimedOut", "Cancelled")
@@ -57,6 +57,10 @@ def _parameters(command: Command) -> dict[str, list[str]]:
         return {"applications": ["Enabled"], "networkConfig": ["Enabled"]}
     if document == "AWS-UpdateSSMAgent":
         return {"allowDowngrade": ["false"], "version": [""]}
+    if document == MIGRATION:
+        return {"sourceVolume": ["/srv/data"], "targetCluster": ["replica-2"]}
+    if document == SENSOR:
+        return {"sensorVersion": ["7.3.1"], "action": ["Install"]}
     if document == "AWS-RunPowerShellScript":
         lines, timeout = list(rng.choice(_POWERSHELL)), "3600"
     elif command.comment.startswith("full backup"):
@@ -100,7 +104,7 @@ def render_command(invocations: list[Invocation], now: int) -> dict[str, Any]:
         "DocumentName": command.document,
         "DocumentVersion": command.version,
         "Comment": command.comment,
-        "ExpiresAfter": wire_time(command.requested + TIMEOUT_SECONDS * 1000),
+        "ExpiresAfter": wire_time(command.requested + command.timeout * 1000),
         "Parameters": _parameters(command),
         "InstanceIds": [] if targets else [inv.instance.instance_id for inv in invocations],
         "Targets": targets or [],
@@ -122,7 +126,7 @@ def render_command(invocations: list[Invocation], now: int) -> dict[str, Any]:
         record["NotificationConfig"] = command.notification
     if command.cloud_watch is not None:
         record["CloudWatchOutputConfig"] = command.cloud_watch
-    record["TimeoutSeconds"] = TIMEOUT_SECONDS
+    record["TimeoutSeconds"] = command.timeout
     return record
 
 

@@ -2,28 +2,49 @@
 
 History is a pure function of (seed, account, region, UTC day, and the day the
 chronically unreachable instances went offline): each day's commands and their
-final outcomes come from a `random.Random` seeded with text (never `hash()`,
-which is salted per process), so advancing the clock only reveals more of the
-same story. What a record looks like *now* (Pending, InProgress, final, or gone
-after 30 days) is worked out at render time.
+timelines come from a `random.Random` seeded with text (never `hash()`, which
+is salted per process), so advancing the clock only reveals more of the same
+story. What a record looks like *now* (which phase of its timeline, or gone
+after 30 days) is worked out at render time. Draws that were added after a
+schedule existed come from side generators seeded with the ids, so the
+records that were already there stay the same.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 import uuid
 from bisect import bisect_left, bisect_right
-from dataclasses import dataclass, field
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from . import episodes
 from .clock import to_ms
 from .faults import FaultSpec
-from .outputs import LOCK_HELD, NAMES, NO_DISK, cap, patch_failure_output, skipped
+from .outputs import LOCK_HELD, NAMES, NO_DISK, OUTPUT_CAP, patch_failure_output, skipped
 from .outputs import output as plugin_output
+from .timeline import (
+    IN_PROGRESS,
+    PENDING,
+    Command,
+    Instance,
+    Invocation,
+    Step,
+    delivery_timed_out,
+    phases,
+    step,
+)  # fmt: skip
+
+__all__ = [
+    "DAY_MS", "RETENTION_MS", "Command", "FleetSpec", "Instance", "Invocation", "Step",
+    "Window", "day_schedule", "fleet", "history", "lookup", "to_ms",
+]  # fmt: skip
 
 if TYPE_CHECKING:
     from .orgs import OrgAccount
@@ -80,61 +101,6 @@ class FleetSpec:
         if self.offline_since is None and self.now is not None:
             offline = (self.now.astimezone(UTC) - timedelta(days=OFFLINE_DAYS)).date()
             object.__setattr__(self, "offline_since", offline)
-
-
-@dataclass(frozen=True, slots=True)
-class Instance:
-    instance_id: str
-    name: str
-    platform: str  # Linux | Windows | MacOS
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    command_id: str
-    requested: int
-    document: str
-    version: str
-    plugins: tuple[str, ...]
-    comment: str = ""
-    service_role: str = ""
-    notification: dict[str, Any] | None = None  # None: the key is left out of the record
-    cloud_watch: dict[str, Any] | None = None
-    region: str = ""
-    s3_bucket: str = ""
-    s3_prefix: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """A plugin's final outcome; start None means it never ran."""
-
-    name: str
-    start: int | None
-    finish: int | None
-    status: str
-    details: str
-    code: int
-    output: str
-
-
-@dataclass(frozen=True, slots=True)
-class Invocation:
-    """One (command, instance) pair with its final outcome and when it got there."""
-
-    command: Command
-    instance: Instance
-    start: int | None  # first step starts; None: never delivered
-    finish: int  # the final state is reported from here on
-    status: str
-    details: str
-    steps: tuple[Step, ...]
-    trace: str = ""
-    key: tuple[int, str, str] = field(init=False)
-
-    def __post_init__(self) -> None:
-        key = (-self.command.requested, self.command.command_id, self.instance.instance_id)
-        object.__setattr__(self, "key", key)
 
 
 # ---- the fleet ------------------------------------------------------------------------
@@ -206,7 +172,7 @@ def _chronic(inv: Invocation, reason: str, offline: bool) -> Invocation | None:
     if reason == UNREACHABLE and offline:
         finish = command.requested + side.randint(200, 3000)
         trace = f"Instance {instance.instance_id} is not connected."
-        return Invocation(command, instance, None, finish, "Failed", "Undeliverable", (), trace)
+        return _undeliverable(command, instance, finish, trace)
     if reason != PATCH_FAILING or command.document != "AWS-RunPatchBaseline":
         return inv
     linux = instance.platform == "Linux"
@@ -215,16 +181,24 @@ def _chronic(inv: Invocation, reason: str, offline: bool) -> Invocation | None:
     steps = []
     for name in command.plugins:
         if name == f"Patch{instance.platform}":
-            output = patch_failure_output(side, instance.platform, cause)
+            stdout, stderr = patch_failure_output(side, instance.platform, cause)
             end = clock + side.randint(5_000, 600_000)
-            steps.append(Step(name, clock, end, "Failed", "Failed", 1, output))
+            steps.append(step(name, clock, end, "Failed", "Failed", 1, stdout, stderr))
         else:
             end = clock + side.randint(0, 4)
             steps.append(
-                Step(name, clock, end, "Success", "Success", 0, skipped(instance.platform, name))
+                step(name, clock, end, "Success", "Success", 0, skipped(instance.platform, name))
             )
         clock = end
-    return Invocation(command, instance, start, clock, "Failed", "Failed", tuple(steps))
+    timeline = phases(
+        (command.requested, *PENDING), (start, *IN_PROGRESS), (clock, "Failed", "Failed")
+    )
+    return Invocation(command, instance, timeline, tuple(steps))
+
+
+def _undeliverable(command: Command, instance: Instance, finish: int, trace: str) -> Invocation:
+    timeline = phases((command.requested, *PENDING), (finish, "Failed", "Undeliverable"))
+    return Invocation(command, instance, timeline, (), trace)
 
 
 # ---- the schedule ---------------------------------------------------------------------
@@ -245,6 +219,12 @@ _LONG_COMMENT = (
 _BACKUP = "full backup to S3 (runs past the next day's start)"
 _PATCH_STEPS = ("PatchWindows", "PatchLinux", "PatchMacOS")
 _INVENTORY_STEPS = ("collectInventory", "uploadInventory")
+_FINAL = {
+    "Success": ("Success", "Success"),
+    "Failed": ("Failed", "Failed"),
+    "ExecutionTimedOut": ("TimedOut", "ExecutionTimedOut"),
+    "Cancelled": ("Cancelled", "Cancelled"),
+}
 
 
 def _command(
@@ -289,34 +269,21 @@ def _command(
     )  # fmt: skip
 
 
-def _invocation(rng: random.Random, command: Command, instance: Instance) -> Invocation:
-    outcome = rng.choices([o for o, _ in _OUTCOMES], [w for _, w in _OUTCOMES])[0]
-    long_running = command.comment == _BACKUP
-    if long_running:
-        outcome = "Success"
-    if instance.instance_id.startswith("mi-") and rng.random() < 0.05:
-        outcome = "Undeliverable"  # hybrid nodes go offline more often
-    requested = command.requested
-    if outcome == "Undeliverable":
-        finish = requested + rng.randint(200, 3000)
-        trace = rng.choice(("", f"Instance {instance.instance_id} is not connected."))
-        return Invocation(command, instance, None, finish, "Failed", "Undeliverable", (), trace)
-    if outcome in ("DeliveryTimedOut", "Delayed"):
-        finish = requested + (
-            3_600_000 if outcome == "DeliveryTimedOut" else rng.randint(500, 9000)
-        )
-        status = "TimedOut" if outcome == "DeliveryTimedOut" else "Delayed"
-        step_status, step_details = (
-            ("TimedOut", outcome) if outcome == "DeliveryTimedOut" else ("Pending", "Pending")
-        )
-        waiting = tuple(
-            Step(n, None, None, step_status, step_details, -1, "") for n in command.plugins
-        )
-        return Invocation(command, instance, None, finish, status, outcome, waiting)
+def _more(command: Command, instance: Instance, name: str, stdout: str, failed: bool) -> int:
+    """The seed of a long log after a long `stdout` (every failure, half the successes); 0: none."""
+    if len(stdout) <= OUTPUT_CAP:
+        return 0
+    text = f"{command.command_id}:{instance.instance_id}:{name}:log"
+    value = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8])
+    return value % 2**31 + 1 if failed or value % 2 == 0 else 0
 
-    clock = requested + rng.randint(80, 4000)
-    start = clock
+
+def _run(
+    rng: random.Random, command: Command, instance: Instance, outcome: str, clock: int
+) -> tuple[Step, ...]:
+    """The plugins' runs from `clock` on, drawing from `rng` in the schedule's fixed order."""
     patch = command.document == "AWS-RunPatchBaseline"
+    long_running = command.comment == _BACKUP
     active = [
         i for i, n in enumerate(command.plugins) if not patch or n == f"Patch{instance.platform}"
     ]
@@ -325,58 +292,117 @@ def _invocation(rng: random.Random, command: Command, instance: Instance) -> Inv
     broken = False
     for index, name in enumerate(command.plugins):
         if broken and outcome in ("ExecutionTimedOut", "Cancelled"):
-            steps.append(Step(name, None, None, "Cancelled", "Cancelled", -1, ""))
+            steps.append(Step(name, None, None, "Cancelled", "Cancelled", -1))
             continue
         if index not in active:
             end = clock + rng.randint(0, 4)
             steps.append(
-                Step(name, clock, end, "Success", "Success", 0, skipped(instance.platform, name))
+                step(name, clock, end, "Success", "Success", 0, skipped(instance.platform, name))
             )
             clock = end
             continue
         label = instance.name or instance.instance_id
-        output = plugin_output(rng, command.document, instance.platform, label, name)
+        stdout = plugin_output(rng, command.document, instance.platform, label, name)
         if index == victim and outcome == "Failed":
             duration, code = rng.randint(100, 60_000), rng.choice((1, 1, 2, 127))
             error = f"failed to run commands: exit status {code}"
             if code == 127:
                 error = "/var/lib/amazon/ssm/_script.sh: line 3: jq: command not found\n" + error
-            output = cap(f"{output}\n----------ERROR-------\n{error}\n")
-            step = Step(name, clock, clock + duration, "Failed", "Failed", code, output)
+            more = _more(command, instance, name, stdout, failed=True)
+            made = step(
+                name, clock, clock + duration, "Failed", "Failed", code, stdout, f"{error}\n", more
+            )
         elif index == victim and outcome == "ExecutionTimedOut":
             duration = 3_600_000 if not patch else 7_200_000
-            step = Step(
-                name, clock, clock + duration, "TimedOut", "ExecutionTimedOut", 124, output[:200]
+            made = step(
+                name, clock, clock + duration, "TimedOut", "ExecutionTimedOut", 124, stdout[:200]
             )
         elif index == victim and outcome == "Cancelled":
             duration = rng.randint(1000, 300_000)
-            step = Step(name, clock, clock + duration, "Cancelled", "Cancelled", -1, "")
+            made = step(name, clock, clock + duration, "Cancelled", "Cancelled", -1)
         else:
             duration = rng.randint(30_000, 1_500_000) if patch else rng.randint(100, 40_000)
             if long_running:
                 duration = rng.randint(24 * 3_600_000 + 600_000, 27 * 3_600_000)
-            step = Step(name, clock, clock + duration, "Success", "Success", 0, output)
+            more = _more(command, instance, name, stdout, failed=False)
+            made = step(name, clock, clock + duration, "Success", "Success", 0, stdout, "", more)
         broken = broken or index == victim
-        steps.append(step)
-        clock = step.finish or clock
-    status, details = {
-        "Success": ("Success", "Success"),
-        "Failed": ("Failed", "Failed"),
-        "ExecutionTimedOut": ("TimedOut", "ExecutionTimedOut"),
-        "Cancelled": ("Cancelled", "Cancelled"),
-    }[outcome]
-    return Invocation(command, instance, start, clock, status, details, tuple(steps))
+        steps.append(made)
+        clock = made.finish or clock
+    return tuple(steps)
+
+
+def _ran(command: Command, instance: Instance, outcome: str, steps: tuple[Step, ...]) -> Invocation:
+    """The timeline of an invocation whose plugins ran as `steps`."""
+    start = steps[0].start if steps else None
+    finish = max((s.finish for s in steps if s.finish is not None), default=start)
+    cancelling = None
+    if outcome == "Cancelled":  # CancelCommand: Cancelling until the agent stops the plugin
+        victim = next(s for s in steps if s.status == "Cancelled" and s.start is not None)
+        side = random.Random(f"{command.command_id}:{instance.instance_id}:cancel")
+        assert victim.start is not None and victim.finish is not None
+        cancelling = max(victim.start, victim.finish - side.randint(30_000, 900_000))
+    timeline = phases(
+        (command.requested, *PENDING),
+        (start, *IN_PROGRESS),
+        (cancelling, "Cancelling", "Cancelling"),
+        (finish, *_FINAL[outcome]),
+    )
+    return Invocation(command, instance, timeline, steps)
+
+
+def _invocation(rng: random.Random, command: Command, instance: Instance) -> Invocation:
+    outcome = rng.choices([o for o, _ in _OUTCOMES], [w for _, w in _OUTCOMES])[0]
+    if command.comment == _BACKUP:
+        outcome = "Success"
+    if instance.instance_id.startswith("mi-") and rng.random() < 0.05:
+        outcome = "Undeliverable"  # hybrid nodes go offline more often
+    requested = command.requested
+    if outcome == "Undeliverable":
+        finish = requested + rng.randint(200, 3000)
+        trace = rng.choice(("", f"Instance {instance.instance_id} is not connected."))
+        return _undeliverable(command, instance, finish, trace)
+    side = random.Random(f"{command.command_id}:{instance.instance_id}:delivery")
+    if outcome == "DeliveryTimedOut":
+        return delivery_timed_out(command, instance, requested + side.randint(60_000, 900_000))
+    if outcome == "Delayed":  # transient: delivered later, or timed out in the end
+        delayed = requested + rng.randint(500, 9000)
+        if side.random() < 0.3:
+            return delivery_timed_out(command, instance, delayed, kind="delayed")
+        resolved = "Success" if side.random() < 0.75 else "Failed"
+        delivered = requested + side.randint(120_000, 3_000_000)
+        steps = _run(side, command, instance, resolved, delivered)
+        late = _ran(command, instance, resolved, steps)
+        timeline = phases(late.phases[0], (delayed, "Delayed", "Delayed"), *late.phases[1:])
+        return Invocation(command, instance, timeline, steps, kind="delayed")
+    steps = _run(rng, command, instance, outcome, requested + rng.randint(80, 4000))
+    return _ran(command, instance, outcome, steps)
 
 
 def _at(day: date, seconds: int, ms: int) -> int:
     return to_ms(datetime(day.year, day.month, day.day, tzinfo=UTC)) + seconds * 1000 + ms
 
 
+def candidates(seed: int, account: str, region: str, size: int) -> tuple[Instance, ...]:
+    """Instances that may go offline for days: not the first four, not chronic."""
+    reasons = chronic(seed, account, region, size)
+    return tuple(i for i in fleet(seed, account, region, size)[4:] if i.instance_id not in reasons)
+
+
+def period(seed: int, account: str, region: str, size: int, day: date) -> episodes.Period:
+    """The long-open episodes (outages and their commands) of the period holding `day`."""
+    instances = fleet(seed, account, region, size)
+    index = (day - episodes.EPOCH).days // episodes.PERIOD_DAYS
+    return episodes.period(
+        seed, account, region, instances[:4], candidates(seed, account, region, size), index
+    )
+
+
 @lru_cache(maxsize=8192)
 def day_schedule(
     seed: int, account: str, region: str, size: int, day: date, offline_since: date | None = None
 ) -> tuple[Invocation, ...]:
-    """Every invocation requested on one UTC day, final outcomes, sorted newest first."""
+    """Every invocation requested on one UTC day, with its timeline, sorted newest first."""
     instances = fleet(seed, account, region, size)
     if not instances:
         return ()
@@ -417,6 +443,7 @@ def day_schedule(
         second, ms = 10800 + side.randint(0, 1800), side.randint(0, 999)
         plan(second, "AWS-RunShellScript", ("aws:runShellScript",), cron, ms=ms, comment=_CRON)
     offline = offline_since is not None and day >= offline_since
+    episode = period(seed, account, region, size, day)
     out: list[Invocation] = []
     for requested, document, plugins, targets, comment in plans:
         command = _command(rng, account, region, requested, document, plugins, comment)
@@ -425,9 +452,14 @@ def day_schedule(
             reason = reasons.get(instance.instance_id)
             kept = inv if reason is None else _chronic(inv, reason, offline)
             if kept is not None:
-                out.append(kept)
+                out.append(episodes.while_offline(kept, episode.outages))
+    out += [inv for inv in episode.invocations if _day(inv.command.requested) == day]
     out.sort(key=lambda inv: inv.key)
     return tuple(out)
+
+
+def _day(ms: int) -> date:
+    return datetime.fromtimestamp(ms // 1000, UTC).date()
 
 
 @dataclass(frozen=True)
@@ -466,3 +498,32 @@ def history(spec: FleetSpec, account: str, region: str, now: int) -> Window:
     lo = bisect_left(full.keys, (-now,))
     hi = bisect_left(full.keys, (-oldest + 1,))
     return Window(full.invocations[lo:hi], full.keys[lo:hi])
+
+
+LOOKBACK_DAYS = 40
+"""How far back outputs are looked up: S3 keeps them up to 30 days after the run (see
+destinations.py), longer than ListCommandInvocations keeps the invocation."""
+
+
+@lru_cache(maxsize=16)
+def _index(
+    seed: int, account: str, region: str, size: int, first: date, last: date, offline: date | None
+) -> MappingProxyType[str, tuple[Invocation, ...]]:
+    found: dict[str, list[Invocation]] = defaultdict(list)
+    for inv in _days(seed, account, region, size, first, last, offline).invocations:
+        found[inv.command.command_id].append(inv)
+    return MappingProxyType({k: tuple(v) for k, v in found.items()})
+
+
+def lookup(
+    spec: FleetSpec, account: str, region: str, command_id: str, now: int
+) -> tuple[Invocation, ...]:
+    """A command's invocations requested by `now`, up to LOOKBACK_DAYS back (retention aside)."""
+    if region not in spec.regions:
+        return ()
+    oldest = now - min(LOOKBACK_DAYS, spec.days) * DAY_MS
+    first = datetime.fromtimestamp(oldest // 1000, UTC).date()
+    last = datetime.fromtimestamp(now // 1000, UTC).date()
+    size = spec.instances_per_region
+    found = _index(spec.seed, account, region, size, first, last, spec.offline_since)
+    return tuple(inv for inv in found.get(command_id, ()) if inv.command.requested <= now)

@@ -3,8 +3,9 @@
 The nodes are the fleet behind the Run Command history plus one to three
 newcomers per region, registered within the last day and never sent a
 command, so a report that starts from the history misses them. Chronically
-unreachable instances answer ConnectionLost from `FleetSpec.offline_since`;
-a newcomer is now and then Inactive (stopped right after registering).
+unreachable instances answer ConnectionLost from `FleetSpec.offline_since`,
+and so does a node during one of its outages (see episodes.py); a newcomer is
+now and then Inactive (stopped right after registering).
 Every field comes from a generator seeded with the node's id, so an instance
 looks the same on every page and every walk at the same clock reading.
 """
@@ -21,7 +22,8 @@ from functools import lru_cache
 from typing import Any
 
 from .clock import to_ms
-from .fleet import DAY_MS, UNREACHABLE, FleetSpec, Instance, chronic, fleet
+from .episodes import Outage, offline
+from .fleet import DAY_MS, UNREACHABLE, FleetSpec, Instance, chronic, fleet, period
 from .fleet import PATCH_FAILING as FAILING
 from .outputs import NAMES
 from .ssm import _INSTANCE_ID, ApiError, Tokens, Violations, wire_time
@@ -77,7 +79,7 @@ def _midnight(day: Any) -> int:
 
 def _record(
     spec: FleetSpec, account: str, region: str, node: Instance, now: int,
-    reason: str | None, age: int | None, inactive: bool,
+    reason: str | None, age: int | None, inactive: bool, outage: Outage | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     rng = random.Random(f"{spec.seed}:{account}:{region}:{node.instance_id}:info")
     managed = node.instance_id.startswith("mi-")
@@ -100,6 +102,8 @@ def _record(
         ping, last_ping = "Inactive", registered + rng.randint(60, 600) * 1000
     elif reason == UNREACHABLE and offline is not None and now >= offline:
         ping, last_ping = "ConnectionLost", offline - rng.randint(60, 3600) * 1000
+    elif outage is not None:
+        ping, last_ping = "ConnectionLost", outage.start - rng.randint(60, 3600) * 1000
     else:
         ping, last_ping = "Online", max(now - rng.randint(5, 290) * 1000, registered or 0)
     record: dict[str, Any] = {
@@ -158,7 +162,12 @@ def instances(spec: FleetSpec, account: str, region: str, now: int) -> list[dict
     nodes += [
         (node, None, age, off) for node, age, off in newcomers(spec.seed, account, region, size)
     ]
-    records = [_record(spec, account, region, n, now, r, a, off) for n, r, a, off in nodes]
+    day = datetime.fromtimestamp(now // 1000, UTC).date()
+    outages = period(spec.seed, account, region, size, day).outages
+    records = [
+        _record(spec, account, region, n, now, r, a, off, offline(outages, n.instance_id, now))
+        for n, r, a, off in nodes
+    ]
     return sorted(records, key=lambda record: record["InstanceId"])
 
 

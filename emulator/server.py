@@ -19,19 +19,20 @@ import threading
 import time
 import uuid
 from dataclasses import replace
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
 from . import admin, iam, orgs
-from .clock import Clock
+from .clock import Clock, to_ms
 from .commands import grouped, list_commands, render_command
 from .ec2 import OPT_IN_REGIONS, STANDARD_REGIONS, describe_regions
 from .faults import FaultSpec, Injector, corrupt
-from .fleet import OFFLINE_DAYS, FleetSpec, history
+from .fleet import OFFLINE_DAYS, RETENTION_MS, FleetSpec, history
 from .inventory import describe_instance_information, instances
+from .sources import open_spans
 from .ssm import TARGET_PREFIX, ApiError, Request, Tokens, list_command_invocations, render
 
 _AUTH = re.compile(
@@ -255,6 +256,17 @@ class Emulator:
             faults.append("malformed")
         entry["fault"] = "+".join(faults) or None
         return 200, result
+
+    def open_spans(
+        self, account_id: str, region: str, since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """Each invocation requested between `since` and `until` (default: the 30 days up to
+        now) with how long it stays open; see `sources.open_spans`."""
+        now = self.clock.now_ms()
+        first = to_ms(since) if since is not None else now - RETENTION_MS
+        last = to_ms(until) if until is not None else now
+        return open_spans(self.spec, account_id, region, first, last)
 
     def sts(
         self, region: str, params: dict[str, str], request_id: str, access_key: str | None = None,

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .fleet import Command, Invocation, Step, Window, to_ms
+from .destinations import urls
+from .fleet import Invocation, Step, Window, to_ms
 
 TARGET_PREFIX = "AmazonSSM."
 MAX_RESULTS = 50
@@ -222,24 +223,7 @@ def wire_time(ms: int) -> float:
 
 
 def status_as_of(inv: Invocation, now: int) -> tuple[str, str]:
-    if now >= inv.finish:
-        return inv.status, inv.details
-    if inv.start is None or now < inv.start:
-        return "Pending", "Pending"
-    return "InProgress", "InProgress"
-
-
-def _urls(command: Command, instance_id: str, plugin: str) -> tuple[str, str]:
-    if not command.s3_bucket:
-        return "", ""
-    path = plugin.replace(":", "")
-    if plugin.startswith("aws:"):
-        path = f"{path}/0.{path}"
-    base = (
-        f"https://s3.{command.region}.amazonaws.com/{command.s3_bucket}/{command.s3_prefix}/"
-        f"{command.command_id}/{instance_id}/{path}"
-    )
-    return f"{base}/stdout", f"{base}/stderr"
+    return inv.state(now)
 
 
 def _plugin(inv: Invocation, name: str, step: Step | None, now: int) -> dict[str, Any]:
@@ -255,11 +239,11 @@ def _plugin(inv: Invocation, name: str, step: Step | None, now: int) -> dict[str
         out["ResponseStartDateTime"] = wire_time(step.start)
         if finished and step.finish is not None:
             out["ResponseFinishDateTime"] = wire_time(step.finish)
-    elif step is not None and now >= inv.finish:  # final, but the step never ran
+    elif step is not None and inv.is_final(now):  # final, but the step never ran
         out.update(Status=step.status, StatusDetails=step.details, ResponseCode=step.code)
     else:
         out.update(Status="Pending", StatusDetails="Pending", ResponseCode=-1)
-    stdout, stderr = _urls(command, inv.instance.instance_id, name)
+    stdout, stderr = urls(command, inv.instance.instance_id, name)
     out.update(
         Output=step.output if step is not None and finished else "",
         StandardOutputUrl=stdout,
@@ -275,10 +259,10 @@ def render(inv: Invocation, now: int, details: bool = True) -> dict[str, Any]:
     """The record exactly as ListCommandInvocations serialises it at `now`."""
     command = inv.command
     status, status_details = status_as_of(inv, now)
-    final = now >= inv.finish
+    final = inv.is_final(now)
     stdout, stderr = ("", "")
     if len(command.plugins) == 1:
-        stdout, stderr = _urls(command, inv.instance.instance_id, command.plugins[0])
+        stdout, stderr = urls(command, inv.instance.instance_id, command.plugins[0])
     record: dict[str, Any] = {
         "CommandId": command.command_id,
         "InstanceId": inv.instance.instance_id,
@@ -296,7 +280,7 @@ def render(inv: Invocation, now: int, details: bool = True) -> dict[str, Any]:
         "ServiceRole": command.service_role,
     }
     if details and not (final and not inv.steps):  # undeliverable: no plugins at all
-        started = now >= (inv.start or inv.finish)
+        started = final or (inv.start is not None and now >= inv.start)
         steps = {step.name: step for step in inv.steps} if started else {}
         record["CommandPlugins"] = [
             _plugin(inv, name, steps.get(name), now) for name in command.plugins
