@@ -16,9 +16,14 @@ data, so there is nothing to protect.
                                               (valid records; account defaults to the fleet's)
     GET    /_emulator/commands?region=R&account=A   -> what a full ListCommands walk returns now
     GET    /_emulator/instances?region=R&account=A  -> ... and DescribeInstanceInformation
+    GET    /_emulator/outputs?region=R&command=C&instance=I&plugin=P&account=A
+                                           -> `Emulator.output_ground_truth`: the full text
+                                              and the state of its S3 objects and streams
     GET    /_emulator/open-spans?region=R&account=A&since=T&until=T
                                            -> `Emulator.open_spans` (ISO-8601 bounds,
                                               default the 30 days up to now)
+    GET    /_emulator/secrets?region=R&account=A&since=T&until=T
+                                           -> `Emulator.planted_secrets`
     GET    /_emulator/credentials          -> {"seconds": N or null}: the cap on AssumeRole's
     POST   /_emulator/credentials          {"seconds": N or null} -> the same, from now on
     DELETE /_emulator/credentials          expires every issued session -> {"expired": n}
@@ -117,6 +122,18 @@ def _instances(emulator: Emulator, params: dict[str, str], body: bytes) -> list[
     return emulator.instances_ground_truth(*_where(emulator, params))
 
 
+def _outputs(emulator: Emulator, params: dict[str, str], body: bytes) -> dict[str, Any]:
+    missing = [name for name in ("command", "instance", "plugin") if not params.get(name)]
+    if missing:
+        raise ValueError(
+            f"{', '.join(missing)} required, e.g. ?region=R&command=C&instance=I&plugin=P"
+        )
+    where = _where(emulator, params)
+    return emulator.output_ground_truth(
+        *where, params["command"], params["instance"], params["plugin"]
+    )
+
+
 def _bounds(params: dict[str, str]) -> dict[str, datetime]:
     out = {}
     for name in ("since", "until"):
@@ -130,6 +147,10 @@ def _bounds(params: dict[str, str]) -> dict[str, datetime]:
 
 def _open_spans(emulator: Emulator, params: dict[str, str], body: bytes) -> list[Any]:
     return emulator.open_spans(*_where(emulator, params), **_bounds(params))
+
+
+def _secrets(emulator: Emulator, params: dict[str, str], body: bytes) -> list[Any]:
+    return emulator.planted_secrets(*_where(emulator, params), **_bounds(params))
 
 
 def _credentials(emulator: Emulator, params: dict[str, str], body: bytes) -> dict[str, Any]:
@@ -156,7 +177,9 @@ _ROUTES: dict[str, dict[str, _Handler]] = {
     "ground-truth": {"GET": _ground_truth},
     "commands": {"GET": _commands},
     "instances": {"GET": _instances},
+    "outputs": {"GET": _outputs},
     "open-spans": {"GET": _open_spans},
+    "secrets": {"GET": _secrets},
     "credentials": {"GET": _credentials, "POST": _set_credentials, "DELETE": _expire_credentials},
 }
 

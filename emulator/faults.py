@@ -1,14 +1,19 @@
-"""Faults the emulator injects into SSM ListCommandInvocations, per region, reproducibly.
+"""Faults the emulator injects into SSM ListCommandInvocations and GetCommandInvocation.
 
 A `FaultSpec` maps regions to `RegionFaults`; a region's own entry wins over
 "*", which wins over `default` (entries replace each other, they do not merge).
-STS and EC2 are never faulted, so a run always gets as far as paging.
+STS, EC2, S3 and CloudWatch Logs are never faulted, so a run always gets as
+far as paging. GetCommandInvocation meets the refusals, throttling, errors,
+resets and slow answers; the paging faults and malformed records are
+ListCommandInvocations' alone.
 
 Determinism: rate-based faults (reset, error, slow, empty page) draw from one
-`random.Random(f"{seed}:{account}:{region}")` in request order, four draws per
-request that gets past the refusals (unrecognized client, access denied,
-throttle), whichever rates are set. The same sequence of requests therefore
-meets the same faults; concurrent clients see an order-dependent mix.
+`random.Random(f"{seed}:{account}:{region}")` per operation in request order,
+four draws per request that gets past the refusals (unrecognized client,
+access denied, throttle), whichever rates are set. The same sequence of
+requests therefore meets the same faults; concurrent clients see an
+order-dependent mix. Each operation has its own token bucket, as AWS rate
+limits are per API.
 Throttling is a real token bucket on the wall clock. Which records are
 malformed depends only on (seed, CommandId, InstanceId), never on timing.
 """
@@ -26,6 +31,7 @@ from typing import Any
 MALFORMED_KINDS = ("missing_command_id", "non_numeric_response_code", "bad_timestamp")
 _RATES = ("error_rate", "reset_rate", "slow_rate", "empty_pages", "malformed_rate")
 _FLAGS = ("repeat_token", "invalid_token_once", "access_denied", "unrecognized_client")
+LIST_INVOCATIONS = "ListCommandInvocations"
 _WORDS = {-1: "minus one", 0: "zero", 1: "one", 2: "two", 124: "timeout", 127: "not found"}
 
 
@@ -175,17 +181,22 @@ class _Bucket:
         return False
 
 
+def _where(account: str, region: str, operation: str) -> tuple[str, ...]:
+    """The key of an operation's bucket and dice (ListCommandInvocations keeps its old one)."""
+    return (account, region) if operation == LIST_INVOCATIONS else (account, region, operation)
+
+
 class Injector:
     """A FaultSpec's live state: token buckets, dice, and regions whose tokens have expired."""
 
     def __init__(self, spec: FaultSpec) -> None:
         self.spec = spec
         self._lock = threading.Lock()
-        self._buckets: dict[tuple[str, str], _Bucket] = {}
-        self._dice: dict[tuple[str, str], random.Random] = {}
+        self._buckets: dict[tuple[str, ...], _Bucket] = {}
+        self._dice: dict[tuple[str, ...], random.Random] = {}
         self._rotated: set[tuple[str, str]] = set()
 
-    def admit(self, account: str, region: str) -> Refusal | None:
+    def admit(self, account: str, region: str, operation: str = LIST_INVOCATIONS) -> Refusal | None:
         faults = self.spec.for_region(region)
         if faults is None:
             return None
@@ -193,7 +204,7 @@ class Injector:
             message = "The security token included in the request is invalid."
             return Refusal("unrecognized_client", "UnrecognizedClientException", message)
         if faults.access_denied:
-            action = "ssm:ListCommandInvocations"
+            action = f"ssm:{operation}"
             message = (
                 f"User: arn:aws:iam::{account}:user/emulator is not authorized to perform: "
                 f"{action} on resource: arn:aws:ssm:{region}:{account}:* because no "
@@ -202,24 +213,28 @@ class Injector:
             return Refusal("access_denied", "AccessDeniedException", message)
         if faults.throttle_rate is not None:
             with self._lock:
-                bucket = self._buckets.get((account, region))
+                where = _where(account, region, operation)
+                bucket = self._buckets.get(where)
                 if bucket is None:
                     bucket = _Bucket(faults.throttle_rate, faults.throttle_burst)
-                    self._buckets[(account, region)] = bucket
+                    self._buckets[where] = bucket
                 if not bucket.take():
                     return Refusal("throttle", "ThrottlingException", "Rate exceeded")
         return None
 
-    def draw(self, account: str, region: str, has_token: bool) -> Draw:
+    def draw(
+        self, account: str, region: str, has_token: bool, operation: str = LIST_INVOCATIONS
+    ) -> Draw:
         """Roll the dice for one request; `has_token`: it carries a NextToken."""
         faults = self.spec.for_region(region)
         if faults is None:
             return Draw()
         with self._lock:
-            dice = self._dice.get((account, region))
+            where = _where(account, region, operation)
+            dice = self._dice.get(where)
             if dice is None:
-                dice = random.Random(f"{self.spec.seed}:{account}:{region}")
-                self._dice[(account, region)] = dice
+                dice = random.Random(":".join(map(str, (self.spec.seed, *where))))
+                self._dice[where] = dice
             reset, error, slow, empty = (dice.random() for _ in range(4))
             fault = "reset" if reset < faults.reset_rate else None
             if fault is None and error < faults.error_rate:
@@ -228,11 +243,12 @@ class Injector:
             if fault is None and expires and has_token:
                 self._rotated.add((account, region))
                 fault = "invalid_token"
+        paging = operation == LIST_INVOCATIONS
         return Draw(
             fault,
             faults.slow_seconds if slow < faults.slow_rate else 0.0,
-            empty < faults.empty_pages,
-            faults.repeat_token,
+            paging and empty < faults.empty_pages,
+            paging and faults.repeat_token,
         )
 
     def malformed(self, region: str, record: Mapping[str, Any]) -> str | None:

@@ -27,21 +27,32 @@ from xml.sax.saxutils import escape
 
 from . import admin, iam, orgs
 from .clock import Clock, to_ms
+from .command_invocation import get_command_invocation
 from .commands import grouped, list_commands, render_command
 from .ec2 import OPT_IN_REGIONS, STANDARD_REGIONS, describe_regions
-from .faults import FaultSpec, Injector, corrupt
+from .faults import Draw, FaultSpec, Injector, corrupt
 from .fleet import OFFLINE_DAYS, RETENTION_MS, FleetSpec, history
 from .inventory import describe_instance_information, instances
-from .sources import open_spans
+from .logs import TARGET_PREFIX as LOGS_PREFIX
+from .logs import get_log_events
+from .s3 import S3Error, get_object, ids
+from .s3 import operation as s3_operation
+from .sources import open_spans, output_sources, planted_secrets
 from .ssm import TARGET_PREFIX, ApiError, Request, Tokens, list_command_invocations, render
 
 _AUTH = re.compile(
     r"^AWS4-HMAC-SHA256 Credential=(?P<akid>[A-Za-z0-9]+)/(?P<date>\d{8})/(?P<region>[a-z0-9-]+)"
     r"/(?P<service>[a-z0-9-]+)/aws4_request, ?SignedHeaders=[a-z0-9;.-]+, ?Signature=[0-9a-f]{64}$"
 )
-_PROTOCOLS = {"ssm": "json", "sts": "query", "ec2": "ec2", "organizations": "json"}
+_PRESIGNED = re.compile(
+    r"^(?P<akid>[A-Za-z0-9]+)/(?P<date>\d{8})/(?P<region>[a-z0-9-]+)/(?P<service>[a-z0-9-]+)"
+    r"/aws4_request$"
+)
+_PROTOCOLS = {"ssm": "json", "sts": "query", "ec2": "ec2", "organizations": "json", "logs": "json"}
 _STS_NS = iam.STS_NS
-_SSM_OPERATIONS = ("ListCommandInvocations", "ListCommands", "DescribeInstanceInformation")
+_SSM_OPERATIONS = (
+    "ListCommandInvocations", "ListCommands", "DescribeInstanceInformation", "GetCommandInvocation",
+)  # fmt: skip
 
 
 class DropConnection(Exception):
@@ -212,22 +223,14 @@ class Emulator:
                 params, records=records, tokens=self._tokens, account=account, region=region
             )
         injector = self._injector
-        refusal = injector.admit(account, region)
-        if refusal is not None:
-            entry["fault"] = refusal.fault
-            raise ApiError(refusal.code, refusal.message)
+        self._admit(entry, account, region, operation)
+        if operation == "GetCommandInvocation":
+            self._suffer(entry, account, region, operation, has_token=False)
+            return 200, get_command_invocation(
+                params, spec=self.spec, account=account, region=region, now=self.clock.now_ms()
+            )
         request = Request(params)
-        draw = injector.draw(account, region, bool(request.next_token))
-        faults = ["slow"] if draw.slow else []
-        if draw.fault is not None:
-            faults.append(draw.fault)
-        entry["fault"] = "+".join(faults) or None
-        if draw.slow:
-            self._stopping.wait(draw.slow)
-        if draw.fault == "reset":
-            raise DropConnection
-        if draw.fault == "error":
-            raise ApiError("InternalServerError", "Internal Server Error", 500)
+        draw, faults = self._suffer(entry, account, region, operation, bool(request.next_token))
         if draw.fault == "invalid_token":
             self._token_keys[(account, region)] = Tokens(
                 secrets.token_bytes(32)
@@ -257,6 +260,78 @@ class Emulator:
         entry["fault"] = "+".join(faults) or None
         return 200, result
 
+    def _admit(self, entry: dict[str, Any], account: str, region: str, operation: str) -> None:
+        """Refuse the request, as the fault document says, before it is even read."""
+        refusal = self._injector.admit(account, region, operation)
+        if refusal is not None:
+            entry["fault"] = refusal.fault
+            raise ApiError(refusal.code, refusal.message)
+
+    def _suffer(
+        self, entry: dict[str, Any], account: str, region: str, operation: str, has_token: bool
+    ) -> tuple[Draw, list[str]]:
+        """Roll the request's dice: be slow, drop the connection or fail, as drawn."""
+        draw = self._injector.draw(account, region, has_token, operation)
+        faults = ["slow"] if draw.slow else []
+        if draw.fault is not None:
+            faults.append(draw.fault)
+        entry["fault"] = "+".join(faults) or None
+        if draw.slow:
+            self._stopping.wait(draw.slow)
+        if draw.fault == "reset":
+            raise DropConnection
+        if draw.fault == "error":
+            raise ApiError("InternalServerError", "Internal Server Error", 500)
+        return draw, faults
+
+    def logs(
+        self, region: str, target: str, body: bytes, access_key: str | None = None,
+        token: str | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        operation = target.removeprefix(LOGS_PREFIX) if target.startswith(LOGS_PREFIX) else None
+        try:
+            params = json.loads(body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            params = None
+        self.log("logs", region, operation, params)
+        if operation != "GetLogEvents":
+            raise ApiError("UnknownOperationException", f"Unknown operation {target or '(none)'}")
+        if region not in self.enabled_regions:
+            raise ApiError("UnrecognizedClientException", iam.INVALID)
+        account = self.sessions.resolve(access_key, token, query=False).account
+        return get_log_events(
+            params, spec=self.spec, account=account, region=region, now=self.clock.now_ms()
+        )
+
+    def s3(
+        self, method: str, region: str, target: str, headers: Any, access_key: str | None = None,
+        token: str | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+        url = urlsplit(target)
+        op, bucket, key = s3_operation(method, url.path, parse_qs(url.query))
+        params = {"Bucket": bucket, "Key": key}
+        if headers.get("Range"):
+            params["Range"] = headers["Range"]
+        self.log("s3", region or None, op, params)
+        try:
+            account = self.sessions.resolve(access_key, token, query=True).account
+        except ApiError as error:
+            code = "ExpiredToken" if error.code == "ExpiredToken" else "InvalidToken"
+            raise S3Error(400, code, error.message) from None
+        return get_object(
+            self.spec, op=op, name=bucket, key=key, account=account, region=region,
+            headers=headers, now=self.clock.now_ms(),
+        )  # fmt: skip
+
+    def output_ground_truth(
+        self, account_id: str, region: str, command_id: str, instance_id: str, plugin_name: str
+    ) -> dict[str, Any]:
+        """What the plugin printed by now, and where that can be read back (sources.output_sources)."""
+        return output_sources(
+            self.spec, account_id, region, command_id, instance_id, plugin_name,
+            self.clock.now_ms(),
+        )  # fmt: skip
+
     def open_spans(
         self, account_id: str, region: str, since: datetime | None = None,
         until: datetime | None = None,
@@ -267,6 +342,16 @@ class Emulator:
         first = to_ms(since) if since is not None else now - RETENTION_MS
         last = to_ms(until) if until is not None else now
         return open_spans(self.spec, account_id, region, first, last)
+
+    def planted_secrets(
+        self, account_id: str, region: str, since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[dict[str, Any]]:  # fmt: skip
+        """AWS credentials that plugins printed past the 2,500-character cut (sources.py)."""
+        now = self.clock.now_ms()
+        first = to_ms(since) if since is not None else now - RETENTION_MS
+        last = to_ms(until) if until is not None else now
+        return planted_secrets(self.spec, account_id, region, first, last)
 
     def sts(
         self, region: str, params: dict[str, str], request_id: str, access_key: str | None = None,
@@ -333,13 +418,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if not self._admin("GET", b""):
-            self._serve(urlsplit(self.path).query.encode())
+            self._serve("GET", urlsplit(self.path).query.encode())
+
+    def do_HEAD(self) -> None:
+        self._serve("HEAD", b"")
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         if not self._admin("POST", body):
-            self._serve(body)
+            self._serve("POST", body)
 
     def do_DELETE(self) -> None:
         if not self._admin("DELETE", b""):
@@ -355,10 +443,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, text, "application/json", str(uuid.uuid4()))
         return True
 
-    def _serve(self, body: bytes) -> None:
+    def _serve(self, method: str, body: bytes) -> None:
         emulator: Emulator = self.server.emulator  # type: ignore[attr-defined]
         request_id = str(uuid.uuid4())
-        protocol = self._guess_protocol(body)
+        protocol = self._guess_protocol(method, body)
         service: str | None = None
         try:
             service, region, key = self._scope(emulator)
@@ -366,9 +454,16 @@ class _Handler(BaseHTTPRequestHandler):
                 self.headers.get("X-Amz-Security-Token"),
                 self.headers.get("X-Amz-Target", ""),
             )
-            if service in ("ssm", "organizations"):
+            if service == "s3":
+                status, headers, answer = emulator.s3(
+                    method, region, self.path, self.headers, key, token
+                )
+                self._send(status, answer, headers.pop("Content-Type"), request_id, headers, method)
+            elif service in ("ssm", "organizations", "logs"):
                 if service == "ssm":
                     status, payload = emulator.ssm(region, target, body, key, token)
+                elif service == "logs":
+                    status, payload = 200, emulator.logs(region, target, body, key, token)
                 else:
                     status, payload = 200, emulator.organizations(region, target, body, key, token)
                 text = json.dumps(payload, ensure_ascii=False)
@@ -385,8 +480,13 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 emulator.log(service, region, None, None)
                 raise ApiError("UnknownOperationException", f"Unknown service: {service}")
+        except S3Error as error:
+            self._s3_error(error, method, request_id)
         except ApiError as error:
-            self._error(error, _PROTOCOLS.get(service or "", protocol), request_id)
+            if protocol == "s3" and service in (None, "s3"):
+                self._s3_error(S3Error(403, "AccessDenied", "Access Denied"), method, request_id)
+            else:
+                self._error(error, _PROTOCOLS.get(service or "", protocol), request_id)
         except DropConnection:
             self.close_connection = True
             with contextlib.suppress(OSError):
@@ -394,21 +494,31 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client gave up (e.g. on a slow answer)
         except Exception as exc:  # noqa: BLE001 - the caller sees a 500, as from AWS
+            if protocol == "s3":
+                failure = S3Error(500, "InternalError", "We encountered an internal error.")
+                self._s3_error(failure, method, request_id)
+                return
             failure = ApiError("InternalServerError", f"{type(exc).__name__}: {exc}", 500)
             self._error(failure, protocol, request_id)
 
-    def _guess_protocol(self, body: bytes) -> str:
+    def _guess_protocol(self, method: str, body: bytes) -> str:
         """Before the scope is known, the request's shape says how to answer it."""
         if self.headers.get("X-Amz-Target"):
             return "json"
         params = parse_qs(body.decode(errors="replace"))
         if "Action" in params:
             return "ec2" if params.get("Version") == ["2016-11-15"] else "query"
-        return "json"
+        return "s3" if method in ("GET", "HEAD") else "json"
 
     def _scope(self, emulator: Emulator) -> tuple[str, str, str]:
         header = self.headers.get("Authorization")
-        if not header:
+        if not header:  # a presigned URL carries the scope in its query
+            query = parse_qs(urlsplit(self.path).query)
+            match = _PRESIGNED.match(query.get("X-Amz-Credential", [""])[-1])
+            if match:
+                return match["service"], match["region"], match["akid"]
+            if "AWSAccessKeyId" in query:  # S3's SigV2 query auth: no region in it
+                return "s3", "", query["AWSAccessKeyId"][-1]
             emulator.log(None, None, None, None)
             raise ApiError("MissingAuthenticationTokenException", "Missing Authentication Token")
         match = _AUTH.match(header.strip())
@@ -421,6 +531,14 @@ class _Handler(BaseHTTPRequestHandler):
                 f"aws4_request, SignedHeaders=..., Signature=... Authorization={header}",
             )
         return match["service"], match["region"], match["akid"]
+
+    def _s3_error(self, error: S3Error, method: str, request_id: str) -> None:
+        amz_id, host_id = ids(request_id)
+        body = error.body(amz_id, host_id)
+        headers = dict(error.headers)
+        if method == "HEAD":
+            headers["Content-Length"] = "0"
+        self._send(error.status, body, "application/xml", request_id, headers, method)
 
     def _error(self, error: ApiError, protocol: str, request_id: str) -> None:
         code, message = escape(error.code), escape(error.message)
@@ -444,10 +562,25 @@ class _Handler(BaseHTTPRequestHandler):
             )
         self._send(error.status, text.encode(), "text/xml", request_id)
 
-    def _send(self, status: int, body: bytes, content_type: str, request_id: str) -> None:
+    def _send(
+        self, status: int, body: bytes, content_type: str, request_id: str,
+        headers: dict[str, str] | None = None, method: str = "POST",
+    ) -> None:  # fmt: skip
+        """Answer; S3 answers (with `headers`) carry S3's ids, and HEAD answers no body."""
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("x-amzn-RequestId", request_id)
+        if headers is None:
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("x-amzn-RequestId", request_id)
+        else:
+            amz_id, host_id = ids(request_id)
+            headers.setdefault("Content-Length", str(len(body)))
+            for name, value in {
+                "x-amz-request-id": amz_id,
+                "x-amz-id-2": host_id,
+                **headers,
+            }.items():
+                self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body)
+        if method != "HEAD":
+            self.wfile.write(body)
