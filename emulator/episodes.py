@@ -14,8 +14,9 @@ Time is cut into 30-day periods (from 1970-01-01). Each period of each
 - two outages of 4.6 to 5.4 days on another node, each with an
   `Acme-InstallSensor` command with a 7-day timeout: Pending, Delayed, and when
   the node is back it runs and succeeds (kind "offline-returns").
-- one shell command on which the agent hangs: InProgress from its start, never
-  closed, so it leaves the 30-day retention still open (kind "stuck").
+- one shell command, 10 to 20 days into the period, on which the agent hangs:
+  InProgress from its start, never closed, so it leaves the 30-day retention
+  still open (kind "stuck").
 
 Outages end inside their period, so they never overlap. While a node is offline
 every other command sent to it waits too (`while_offline`): it is delivered
@@ -116,8 +117,8 @@ def period(
             s3_bucket=f"acme-ssm-output-{account}-{region}", s3_prefix="run-command/acme-datamigration",
         )  # fmt: skip
         invocations.append(_migration(rng, migration, rng.choice(unix)))
-    if unix:
-        at = begin + rng.randint(0, PERIOD_DAYS * DAY_MS - 1)
+    if unix:  # mid-period, so that any 40 days see one leave the retention
+        at = begin + rng.randint(10 * DAY_MS, 20 * DAY_MS - 1)
         hang = command(
             at, "AWS-RunShellScript", ("aws:runShellScript",), "restart the log shipper",
             cloud_watch={"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": True},

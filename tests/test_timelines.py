@@ -289,6 +289,37 @@ def test_the_pipeline_fleet_has_invocations_open_2_5_and_20_days_and_one_expirin
     assert expired_open  # seen open every night until it left the 30-day window
 
 
+@pytest.mark.parametrize("seed", [23, 3])
+def test_any_40_nights_of_a_small_fleet_see_every_long_open_case(seed):
+    """Whatever the start: each case is requested no earlier than the first walk can see
+    and closes (or, stuck, leaves retention) before the fortieth night."""
+    spec = FleetSpec(seed=seed, regions=PIPELINE_SPEC.regions, instances_per_region=8)
+    cases = {"long-run": (2.0, 2.5), "offline-returns": (4.5, 5.5), "offline-timeout": (20, 20)}
+    starts = [PIPELINE_START + n * 9 * DAY for n in range(-5, 16)]
+    for region in spec.regions:
+        every = [
+            s | {"at": datetime.fromisoformat(s["requested"])}
+            for s in open_spans(
+                spec, ACCOUNT, region, to_ms(starts[0] - 30 * DAY), to_ms(starts[-1] + 40 * DAY)
+            )
+            if s["kind"] in (*cases, "stuck")
+        ]
+        for start in starts:
+            first, last = start - 30 * DAY, start + 40 * DAY
+            spans = [s for s in every if first <= s["at"]]
+            for kind, (low, high) in cases.items():
+                assert any(
+                    s["kind"] == kind
+                    and low <= s["open_days"] <= high
+                    and datetime.fromisoformat(s["closed"]) <= last
+                    for s in spans
+                ), (region, start, kind)
+            assert any(
+                s["kind"] == "stuck" and start < datetime.fromisoformat(s["expires"]) <= last
+                for s in spans
+            ), (region, start)
+
+
 # ---- consistency at any instant -------------------------------------------------------
 
 
