@@ -1,4 +1,4 @@
-"""A wire-level stand-in for AWS SSM, STS, EC2 and Organizations: the demo's, the tests' and users' offline AWS."""
+"""A wire-level stand-in for AWS SSM, S3, CloudWatch Logs, STS, EC2 and Organizations: the demo's, the tests' and users' offline AWS."""
 
 from .clock import Clock
 from .faults import FaultSpec, RegionFaults

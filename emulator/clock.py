@@ -6,6 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+DAY_MS = 86_400_000
 
 
 class Clock:

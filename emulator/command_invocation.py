@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .clock import iso
+from .clock import DAY_MS, iso
 from .destinations import urls
 from .fleet import RETENTION_MS, FleetSpec, fleet, lookup
 from .inventory import newcomers
@@ -94,7 +94,7 @@ def find(
         inv
         for inv in lookup(spec, account, region, command_id, now)
         if inv.instance.instance_id == instance_id
-        and inv.command.requested >= now - min(RETENTION_MS, spec.days * 86_400_000)
+        and inv.command.requested >= now - min(RETENTION_MS, spec.days * DAY_MS)
     ]
     if not matches:
         raise ApiError("InvocationDoesNotExist", "")

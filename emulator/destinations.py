@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from .episodes import MIGRATION, SENSOR
+from .episodes import MIGRATION, MIGRATION_LOGS, SENSOR
 from .fleet import DAY_MS, FleetSpec, lookup
 from .timeline import Command, Invocation, Step
 
@@ -72,9 +72,8 @@ def urls(command: Command, instance_id: str, plugin: str) -> tuple[str, str]:
     if not command.s3_bucket:
         return "", ""
     base = f"https://s3.{command.region}.amazonaws.com/{command.s3_bucket}/"
-    return tuple(  # type: ignore[return-value]
-        base + object_key(command, instance_id, plugin, s) for s in ("stdout", "stderr")
-    )
+    key = object_key(command, instance_id, plugin, "stdout").removesuffix("stdout")
+    return f"{base}{key}stdout", f"{base}{key}stderr"
 
 
 @dataclass(frozen=True)
@@ -175,7 +174,7 @@ def stream_name(command: Command, instance_id: str, plugin: str, stream: str) ->
 
 def log_groups() -> frozenset[str]:
     """The groups every account and region of the fleet has: one per document, and ours."""
-    return frozenset({*(f"/aws/ssm/{d}" for d in DOCUMENTS), "/acme/migrations"})
+    return frozenset({*(f"/aws/ssm/{d}" for d in DOCUMENTS), MIGRATION_LOGS})
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
 
-from .clock import to_ms
+from .clock import DAY_MS, to_ms
 from .timeline import (
     IN_PROGRESS,
     PENDING,
@@ -54,9 +54,9 @@ from .timeline import (
 
 EPOCH = date(1970, 1, 1)
 PERIOD_DAYS = 30
-DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 MIGRATION = "Acme-DataMigration"
+MIGRATION_LOGS = "/acme/migrations"
 SENSOR = "Acme-InstallSensor"
 _MIGRATION_STEPS = ("exportSnapshot", "copyToReplica", "verifyChecksums")
 
@@ -113,7 +113,7 @@ def period(
         at = begin + (third * 10 + rng.randint(0, 8)) * DAY_MS + rng.randint(0, DAY_MS - 1)
         migration = command(
             at, MIGRATION, _MIGRATION_STEPS, "migrate the data volume to the new cluster",
-            cloud_watch={"CloudWatchLogGroupName": "/acme/migrations", "CloudWatchOutputEnabled": True},
+            cloud_watch={"CloudWatchLogGroupName": MIGRATION_LOGS, "CloudWatchOutputEnabled": True},
             s3_bucket=f"acme-ssm-output-{account}-{region}", s3_prefix="run-command/acme-datamigration",
         )  # fmt: skip
         invocations.append(_migration(rng, migration, rng.choice(unix)))

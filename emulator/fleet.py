@@ -25,7 +25,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from . import episodes
-from .clock import to_ms
+from .clock import DAY_MS, to_ms
 from .faults import FaultSpec
 from .outputs import LOCK_HELD, NAMES, NO_DISK, OUTPUT_CAP, patch_failure_output, skipped
 from .outputs import output as plugin_output
@@ -43,13 +43,12 @@ from .timeline import (
 
 __all__ = [
     "DAY_MS", "RETENTION_MS", "Command", "FleetSpec", "Instance", "Invocation", "Step",
-    "Window", "day_schedule", "fleet", "history", "lookup", "to_ms",
+    "Window", "day_schedule", "fleet", "history", "lookup", "requested_between", "to_ms",
 ]  # fmt: skip
 
 if TYPE_CHECKING:
     from .orgs import OrgAccount
 
-DAY_MS = 86_400_000
 RETENTION_MS = 30 * DAY_MS
 _HEX = "0123456789abcdef"
 _ACCOUNT = re.compile(r"^\d{12}$")
@@ -453,12 +452,12 @@ def day_schedule(
             kept = inv if reason is None else _chronic(inv, reason, offline)
             if kept is not None:
                 out.append(episodes.while_offline(kept, episode.outages))
-    out += [inv for inv in episode.invocations if _day(inv.command.requested) == day]
+    out += [inv for inv in episode.invocations if _date(inv.command.requested) == day]
     out.sort(key=lambda inv: inv.key)
     return tuple(out)
 
 
-def _day(ms: int) -> date:
+def _date(ms: int) -> date:
     return datetime.fromtimestamp(ms // 1000, UTC).date()
 
 
@@ -486,18 +485,22 @@ def _days(
     return Window(tuple(invocations), tuple(inv.key for inv in invocations))
 
 
-def history(spec: FleetSpec, account: str, region: str, now: int) -> Window:
-    """What ListCommandInvocations can see at `now` (epoch ms): requested <= now, 30-day retention."""
+def requested_between(spec: FleetSpec, account: str, region: str, first: int, last: int) -> Window:
+    """The invocations requested from `first` to `last` (epoch ms, both included), newest first."""
     if region not in spec.regions:
         return Window((), ())
-    oldest = now - min(RETENTION_MS, spec.days * DAY_MS)
-    first = datetime.fromtimestamp(oldest // 1000, UTC).date()
-    last = datetime.fromtimestamp(now // 1000, UTC).date()
     size = spec.instances_per_region
-    full = _days(spec.seed, account, region, size, first, last, spec.offline_since)
-    lo = bisect_left(full.keys, (-now,))
-    hi = bisect_left(full.keys, (-oldest + 1,))
+    full = _days(spec.seed, account, region, size, _date(first), _date(last), spec.offline_since)
+    lo = bisect_left(full.keys, (-last,))
+    hi = bisect_left(full.keys, (-first + 1,))
     return Window(full.invocations[lo:hi], full.keys[lo:hi])
+
+
+def history(spec: FleetSpec, account: str, region: str, now: int) -> Window:
+    """What ListCommandInvocations can see at `now` (epoch ms): requested <= now, 30-day retention."""
+    return requested_between(
+        spec, account, region, now - min(RETENTION_MS, spec.days * DAY_MS), now
+    )
 
 
 LOOKBACK_DAYS = 40
@@ -521,9 +524,7 @@ def lookup(
     """A command's invocations requested by `now`, up to LOOKBACK_DAYS back (retention aside)."""
     if region not in spec.regions:
         return ()
-    oldest = now - min(LOOKBACK_DAYS, spec.days) * DAY_MS
-    first = datetime.fromtimestamp(oldest // 1000, UTC).date()
-    last = datetime.fromtimestamp(now // 1000, UTC).date()
+    first = _date(now - min(LOOKBACK_DAYS, spec.days) * DAY_MS)
     size = spec.instances_per_region
-    found = _index(spec.seed, account, region, size, first, last, spec.offline_since)
+    found = _index(spec.seed, account, region, size, first, _date(now), spec.offline_since)
     return tuple(inv for inv in found.get(command_id, ()) if inv.command.requested <= now)

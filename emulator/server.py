@@ -1,8 +1,9 @@
-"""One loopback HTTP endpoint that stands in for SSM, STS, EC2 and Organizations everywhere.
+"""One loopback HTTP endpoint that stands in for SSM, S3, CloudWatch Logs, STS, EC2 and Organizations.
 
 The SigV4 credential scope (`AKID/date/region/service/aws4_request`) says which
 service and region a request is for, exactly the information AWS takes from the
-host name, so boto3 and the AWS CLI only need `--endpoint-url`. Signatures are
+host name, so boto3 and the AWS CLI only need `--endpoint-url` (S3 requests are
+path-style GET and HEAD, or presigned URLs that carry the scope in the query). Signatures are
 parsed but not verified: any credentials work, which is the point offline. The
 access key says whose fleet a request sees (see `iam.py`).
 Paths under `/_emulator/` are the unsigned admin API (see `admin.py`).

@@ -7,12 +7,11 @@ secret past the 2,500-character cut) without re-implementing the fleet.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .clock import iso
 from .destinations import bucket, events, log_group, object_key, so_far, stored, stream_name
-from .fleet import DAY_MS, RETENTION_MS, FleetSpec, day_schedule, lookup
+from .fleet import DAY_MS, RETENTION_MS, FleetSpec, lookup, requested_between
 from .outputs import long_log, planted_secret
 from .timeline import Invocation, Step
 
@@ -69,21 +68,6 @@ def output_sources(
     return out
 
 
-def _days(spec: FleetSpec, account: str, region: str, first: int, last: int) -> list[Invocation]:
-    if region not in spec.regions:
-        return []
-    day = datetime.fromtimestamp(last // 1000, UTC).date()
-    stop = datetime.fromtimestamp(first // 1000, UTC).date()
-    out: list[Invocation] = []
-    while day >= stop:
-        schedule = day_schedule(
-            spec.seed, account, region, spec.instances_per_region, day, spec.offline_since
-        )
-        out += [inv for inv in schedule if first <= inv.command.requested <= last]
-        day -= timedelta(days=1)
-    return out
-
-
 def open_spans(
     spec: FleetSpec, account: str, region: str, first: int, last: int
 ) -> list[dict[str, Any]]:
@@ -92,7 +76,7 @@ def open_spans(
     is still open when it leaves the 30-day retention, `kind` names the long-open cases
     (episodes.py; "delayed" for a transient Delay, "" for the rest)."""
     out = []
-    for inv in _days(spec, account, region, first, last):
+    for inv in requested_between(spec, account, region, first, last).invocations:
         requested, closed = inv.command.requested, inv.closed
         out.append(
             {
@@ -120,7 +104,7 @@ def planted_secrets(
     `last`, with where: `stream` ("stdout", or "stderr" for a failed plugin) and `offset`
     into its full text (stdout past 2,500 characters in either case)."""
     out = []
-    for inv in _days(spec, account, region, first, last):
+    for inv in requested_between(spec, account, region, first, last).invocations:
         for step in inv.steps:
             secret = planted_secret(step.more) if step.more else None
             if secret is not None:

@@ -171,4 +171,4 @@ def shifted(inv: Invocation, delta: int, *before: tuple[int, str, str], kind: st
         )
         for s in inv.steps
     )
-    return replace(inv, phases=phases(inv.phases[0], *before, *moved), steps=steps, kind=kind)  # type: ignore[call-arg]
+    return replace(inv, phases=phases(inv.phases[0], *before, *moved), steps=steps, kind=kind)
