@@ -93,7 +93,8 @@ def get_object(
     etag = f'"{hashlib.md5(body).hexdigest()}"'  # noqa: S324 - S3's ETag, not security
     wanted = headers.get("If-Match")
     if wanted is not None and wanted not in (etag, "*"):
-        raise S3Error(412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold", Condition="If-Match")  # fmt: skip
+        message = "At least one of the pre-conditions you specified did not hold"
+        raise S3Error(412, "PreconditionFailed", message, Condition="If-Match")
     out = {
         "Last-Modified": formatdate(found.last_modified // 1000, usegmt=True),
         "ETag": etag,

@@ -272,7 +272,8 @@ def _ids(emulator) -> dict[str, str]:
     records = emulator.ground_truth(ACCOUNT, REGION)
     single = next(r for r in records if len(r["CommandPlugins"]) == 1)
     multi = next(r for r in records if r["DocumentName"] == "AWS-RunPatchBaseline")
-    other = next(r["InstanceId"] for r in records if r["InstanceId"] != single["InstanceId"] and r["InstanceId"] not in {x["InstanceId"] for x in records if x["CommandId"] == single["CommandId"]})  # fmt: skip
+    targeted = {r["InstanceId"] for r in records if r["CommandId"] == single["CommandId"]}
+    other = next(r["InstanceId"] for r in records if r["InstanceId"] not in targeted)
     return {
         "command": single["CommandId"],
         "instance": single["InstanceId"],
@@ -510,6 +511,11 @@ def test_ranges_region_redirects_and_presigned_urls(emulator, emulator_client):
     part = s3.get_object(Bucket=bucket, Key=key, Range="bytes=10-19")
     assert part["Body"].read() == text[10:20] and part["ContentRange"] == f"bytes 10-19/{len(text)}"
     assert s3.get_object(Bucket=bucket, Key=key, Range="bytes=-5")["Body"].read() == text[-5:]
+    etag = s3.head_object(Bucket=bucket, Key=key)["ETag"]
+    assert s3.get_object(Bucket=bucket, Key=key, IfMatch=etag)["Body"].read() == text
+    assert _error(s3.get_object, Bucket=bucket, Key=key, IfMatch='"0"')[:2] == (
+        "PreconditionFailed", 412,
+    )  # fmt: skip
     assert _error(s3.get_object, Bucket=bucket, Key=key, Range=f"bytes={len(text)}-")[:2] == (
         "InvalidRange",
         416,
