@@ -8,7 +8,8 @@ resets and slow answers; the paging faults and malformed records are
 ListCommandInvocations' alone.
 
 Determinism: rate-based faults (reset, error, slow, empty page) draw from one
-`random.Random(f"{seed}:{account}:{region}")` per operation in request order,
+`random.Random(f"{seed}:{account}:{region}")` (with `:GetCommandInvocation`
+appended for that API) in request order,
 four draws per request that gets past the refusals (unrecognized client,
 access denied, throttle), whichever rates are set. The same sequence of
 requests therefore meets the same faults; concurrent clients see an

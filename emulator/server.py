@@ -1,11 +1,11 @@
-"""One loopback HTTP endpoint that stands in for SSM, S3, CloudWatch Logs, STS, EC2 and Organizations.
+"""One loopback HTTP endpoint standing in for SSM, S3, CloudWatch Logs, STS, EC2, Organizations.
 
 The SigV4 credential scope (`AKID/date/region/service/aws4_request`) says which
 service and region a request is for, exactly the information AWS takes from the
 host name, so boto3 and the AWS CLI only need `--endpoint-url` (S3 requests are
-path-style GET and HEAD, or presigned URLs that carry the scope in the query). Signatures are
-parsed but not verified: any credentials work, which is the point offline. The
-access key says whose fleet a request sees (see `iam.py`).
+path-style GET and HEAD, or presigned URLs with the scope in their query).
+Signatures are parsed but not verified: any credentials work, which is the
+point offline. The access key says whose fleet a request sees (see `iam.py`).
 Paths under `/_emulator/` are the unsigned admin API (see `admin.py`).
 """
 
@@ -456,6 +456,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.headers.get("X-Amz-Target", ""),
             )
             if service == "s3":
+                query = parse_qs(urlsplit(self.path).query)
+                token = token or query.get("X-Amz-Security-Token", [None])[-1]
                 status, headers, answer = emulator.s3(
                     method, region, self.path, self.headers, key, token
                 )
