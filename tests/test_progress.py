@@ -7,7 +7,7 @@ import io
 from emulator import Emulator, FleetSpec
 from pipeline.config import RunConfig
 from pipeline.extract import AwsSettings
-from pipeline.ingest import run_local
+from pipeline.night import ThreadRunner, run_night
 from pipeline.progress import PLAIN_EVERY_PAGES, shown
 from tests.conftest_emulator import EMULATOR_NOW
 
@@ -19,9 +19,14 @@ class Terminal(io.StringIO):
 
 def _run(tmp_path, stream) -> int:
     spec = FleetSpec(seed=4, now=EMULATOR_NOW, regions=("eu-west-1",), instances_per_region=20)
-    with Emulator(spec) as emulator, shown(stream):
-        config = RunConfig(lake=str(tmp_path / "lake"), regions=("eu-west-1",), slices=1)
-        summary = run_local(config, AwsSettings(endpoint_url=emulator.url))
+    runner = ThreadRunner(1)
+    try:
+        with Emulator(spec) as emulator, shown(stream):
+            config = RunConfig(lake=str(tmp_path / "lake"), regions=("eu-west-1",), slices=1)
+            summary = run_night(config, AwsSettings(endpoint_url=emulator.url), runner)
+    finally:
+        runner.close()
+    assert summary.exit_code == 0, summary.render()
     return summary.results[0].pages
 
 
