@@ -155,4 +155,30 @@ def expire(
         writer.expire(INVOCATIONS, table)
         committer = Committer(lake, run_id, lease)
         committer.add(Pending(writer.close(), None))
+
+
+def commit_regions(
+    lake: Lake,
+    regions: dict[tuple[str, str], list[tuple[TableSpec, pa.Table]]],
+    *,
+    run_id: str = "run-1",
+) -> None:
+    """Commit several regions' rows as one batch, as a night's committer does.
+
+    `regions` maps (account, region) to its flattened rows. A snapshot table
+    listed for a region (even with no rows) is that region's whole snapshot
+    and replaces its stored rows; a region that does not list it (its
+    DescribeInstanceInformation was denied) hands over no snapshot, as
+    `pipeline.ingest` does, and keeps what it had.
+    """
+    with lake.lock() as lease:
+        lake.ensure_tables()
+        committer = Committer(lake, run_id, lease)
+        for (account, region), rows in regions.items():
+            writer = RegionWriter(lake.storage, run_id, account, region)
+            for spec, table in rows:
+                writer.add(spec, table)
+                if spec.snapshot:
+                    writer.snapshot_taken(spec)
+            committer.add(Pending(writer.close(), None))
         committer.commit()
