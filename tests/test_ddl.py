@@ -1,262 +1,286 @@
-"""Athena DDL: generated from the schemas, checked against literal expectations and a real lake."""
+"""Catalog DDL for the lake's Delta tables: golden statements per engine, the location
+rules, and locations that are the lake's real tables (locally and on S3)."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable
 
-from pipeline.config import known_regions
-from pipeline.ddl import athena_ddl, hive_type
+from flows.cli import main
+from pipeline.ddl import ENGINES, ddl
 from pipeline.errors import ConfigError
 from pipeline.lake import Lake
 from pipeline.schema import TABLES
-from tests.lakes import at, ingest, invocation, plugin
+from tests.lakes import at, ingest, invocation, plugin, record_run
 
 ROOT = "s3://bucket/lake"
-ACCOUNTS = ["111111111111", "222222222222"]
 
-EXPECTED_HIVE = {
-    pa.string(): "string",
-    pa.int32(): "int",
-    pa.int64(): "bigint",
-    pa.bool_(): "boolean",
-    pa.date32(): "date",
-    pa.timestamp("ms", tz="UTC"): "timestamp",
-    pa.list_(pa.string()): "array<string>",
-    pa.map_(pa.string(), pa.list_(pa.string())): "map<string,array<string>>",
-    pa.list_(pa.struct([("key", pa.string()), ("values", pa.list_(pa.string()))])): (
-        "array<struct<key:string,values:array<string>>>"
-    ),
+ATHENA = """\
+CREATE DATABASE IF NOT EXISTS `ssm_etl`;
+
+CREATE EXTERNAL TABLE IF NOT EXISTS `ssm_etl`.`invocations`
+LOCATION 's3://bucket/lake/invocations/'
+TBLPROPERTIES ('table_type' = 'DELTA');
+
+CREATE EXTERNAL TABLE IF NOT EXISTS `ssm_etl`.`command_plugins`
+LOCATION 's3://bucket/lake/command_plugins/'
+TBLPROPERTIES ('table_type' = 'DELTA');
+
+CREATE EXTERNAL TABLE IF NOT EXISTS `ssm_etl`.`commands`
+LOCATION 's3://bucket/lake/commands/'
+TBLPROPERTIES ('table_type' = 'DELTA');
+
+CREATE EXTERNAL TABLE IF NOT EXISTS `ssm_etl`.`managed_instances`
+LOCATION 's3://bucket/lake/managed_instances/'
+TBLPROPERTIES ('table_type' = 'DELTA');
+
+CREATE EXTERNAL TABLE IF NOT EXISTS `ssm_etl`.`quarantine`
+LOCATION 's3://bucket/lake/quarantine/'
+TBLPROPERTIES ('table_type' = 'DELTA');
+
+CREATE EXTERNAL TABLE IF NOT EXISTS `ssm_etl`.`ingest_runs`
+LOCATION 's3://bucket/lake/ingest_runs/'
+TBLPROPERTIES ('table_type' = 'DELTA');
+"""
+
+TRINO = """\
+CREATE SCHEMA IF NOT EXISTS delta.ssm_etl;
+
+CALL delta.system.register_table(schema_name => 'ssm_etl', table_name => 'invocations', \
+table_location => 's3://bucket/lake/invocations');
+
+CALL delta.system.register_table(schema_name => 'ssm_etl', table_name => 'command_plugins', \
+table_location => 's3://bucket/lake/command_plugins');
+
+CALL delta.system.register_table(schema_name => 'ssm_etl', table_name => 'commands', \
+table_location => 's3://bucket/lake/commands');
+
+CALL delta.system.register_table(schema_name => 'ssm_etl', table_name => 'managed_instances', \
+table_location => 's3://bucket/lake/managed_instances');
+
+CALL delta.system.register_table(schema_name => 'ssm_etl', table_name => 'quarantine', \
+table_location => 's3://bucket/lake/quarantine');
+
+CALL delta.system.register_table(schema_name => 'ssm_etl', table_name => 'ingest_runs', \
+table_location => 's3://bucket/lake/ingest_runs');
+"""
+
+SPARK = """\
+CREATE DATABASE IF NOT EXISTS ssm_etl;
+
+CREATE TABLE IF NOT EXISTS ssm_etl.invocations USING DELTA LOCATION 's3://bucket/lake/invocations';
+
+CREATE TABLE IF NOT EXISTS ssm_etl.command_plugins USING DELTA LOCATION \
+'s3://bucket/lake/command_plugins';
+
+CREATE TABLE IF NOT EXISTS ssm_etl.commands USING DELTA LOCATION 's3://bucket/lake/commands';
+
+CREATE TABLE IF NOT EXISTS ssm_etl.managed_instances USING DELTA LOCATION \
+'s3://bucket/lake/managed_instances';
+
+CREATE TABLE IF NOT EXISTS ssm_etl.quarantine USING DELTA LOCATION 's3://bucket/lake/quarantine';
+
+CREATE TABLE IF NOT EXISTS ssm_etl.ingest_runs USING DELTA LOCATION \
+'s3://bucket/lake/ingest_runs';
+"""
+
+GOLDEN = {"athena": ATHENA, "trino": TRINO, "spark": SPARK}
+
+# (table name, location) of each registered table, per engine's statement shape.
+_REGISTERED = {
+    "athena": re.compile(r"CREATE EXTERNAL TABLE IF NOT EXISTS `\w+`\.`(\w+)`\nLOCATION '"),
+    "trino": re.compile(r"table_name => '(\w+)', table_location => '"),
+    "spark": re.compile(r"CREATE TABLE IF NOT EXISTS \w+\.(\w+) USING DELTA LOCATION '"),
 }
 
-INVOCATIONS_COLUMNS = [
-    ("command_id", "string"),
-    ("instance_id", "string"),
-    ("instance_name", "string"),
-    ("comment", "string"),
-    ("document_name", "string"),
-    ("document_version", "string"),
-    ("requested_date_time", "timestamp"),
-    ("requested_date", "date"),
-    ("status", "string"),
-    ("status_details", "string"),
-    ("trace_output", "string"),
-    ("standard_output_url", "string"),
-    ("standard_error_url", "string"),
-    ("service_role", "string"),
-    ("notification_arn", "string"),
-    ("notification_events", "array<string>"),
-    ("notification_type", "string"),
-    ("cloud_watch_log_group_name", "string"),
-    ("cloud_watch_output_enabled", "boolean"),
-    ("plugins_started_date_time", "timestamp"),
-    ("plugins_finished_date_time", "timestamp"),
-    ("run_id", "string"),
-    ("ingested_at", "timestamp"),
-]
 
-_STRING = r"'((?:[^'\\]|\\.)*)'"
-_TABLE = re.compile(
-    r"CREATE EXTERNAL TABLE IF NOT EXISTS `(\w+)`\.`(\w+)` \(\n(.*?)\n\)\n"
-    r"PARTITIONED BY \(\n(.*?)\n\)\n"
-    rf"STORED AS PARQUET\nLOCATION {_STRING}\n"
-    r"TBLPROPERTIES \(\n(.*?)\n\);",
-    re.DOTALL,
-)
-_COLUMN = re.compile(r"  `(\w+)` (\S+?),?")
-_PROPERTY = re.compile(rf"  {_STRING}={_STRING},?")
+def _literal(text: str, engine: str) -> str:
+    """The SQL string literal `text` starts with (after its opening quote), as the engine
+    reads it: Hive and Spark SQL escape with a backslash, Trino doubles the quote."""
+    value, i = [], 0
+    while i < len(text):
+        char = text[i]
+        if engine != "trino" and char == "\\":
+            value.append(text[i + 1])
+            i += 2
+            continue
+        if char == "'":
+            if engine == "trino" and text[i + 1 : i + 2] == "'":
+                value.append("'")
+                i += 2
+                continue
+            return "".join(value)
+        value.append(char)
+        i += 1
+    raise AssertionError(f"unterminated literal: {text!r}")
 
 
-@dataclass
-class Table:
-    database: str
-    columns: list[tuple[str, str]]
-    partitions: list[tuple[str, str]]
-    location: str
-    properties: dict[str, str]
-
-
-def _unescape(text: str) -> str:
-    return re.sub(r"\\(.)", r"\1", text)
-
-
-def _lines(block: str, pattern: re.Pattern[str]) -> list[tuple[str, str]]:
-    rows = []
-    for line in block.split("\n"):
-        match = pattern.fullmatch(line)
-        assert match, f"unparsable line {line!r}"
-        rows.append((match[1], match[2]))
-    return rows
-
-
-def _unnamed(arrow_type: pa.DataType) -> pa.DataType:
-    """Parquet names a list's element `element`, Arrow `item`: the same type, unequal in Arrow."""
-    return pa.list_(arrow_type.value_type) if pa.types.is_list(arrow_type) else arrow_type
-
-
-def parse(ddl: str) -> dict[str, Table]:
-    tables = {}
-    for match in _TABLE.finditer(ddl):
-        database, name, columns, partitions, location, properties = match.groups()
-        tables[name] = Table(
-            database=database,
-            columns=_lines(columns, _COLUMN),
-            partitions=_lines(partitions, _COLUMN),
-            location=_unescape(location),
-            properties={
-                _unescape(key): _unescape(value) for key, value in _lines(properties, _PROPERTY)
-            },
-        )
-    return tables
-
-
-def test_starts_with_the_database_and_covers_every_table() -> None:
-    ddl = athena_ddl(ROOT, database="ops_lake")
-    assert ddl.startswith("CREATE DATABASE IF NOT EXISTS `ops_lake`;\n")
-    tables = parse(ddl)
-    assert list(tables) == [
-        "invocations",
-        "command_plugins",
-        "commands",
-        "managed_instances",
-        "quarantine",
-        "ingest_runs",
-    ]
-    assert {table.database for table in tables.values()} == {"ops_lake"}
-    assert ddl.count("CREATE ") == 1 + len(TABLES)
-
-
-def test_invocations_columns_golden() -> None:
-    assert parse(athena_ddl(ROOT))["invocations"].columns == INVOCATIONS_COLUMNS
-
-
-@pytest.mark.parametrize("spec", TABLES, ids=lambda spec: spec.name)
-def test_columns_are_the_file_schema(spec) -> None:
-    table = parse(athena_ddl(ROOT))[spec.name]
-    assert table.columns == [(f.name, EXPECTED_HIVE[f.type]) for f in spec.file_schema]
-    assert table.partitions == [(column, "string") for column in spec.partition_by]
-    assert table.location == f"{ROOT}/{spec.name}/"
-
-
-def test_every_schema_type_is_mapped() -> None:
-    for spec in TABLES:
-        for field in spec.schema:
-            assert hive_type(field) == EXPECTED_HIVE[field.type], (spec.name, field.name)
-
-
-@pytest.mark.parametrize(
-    "arrow_type",
-    [pa.float64(), pa.timestamp("us", tz="UTC"), pa.timestamp("ms"), pa.list_(pa.float32())],
-    ids=str,
-)
-def test_unmapped_type_is_a_clear_error(arrow_type: pa.DataType) -> None:
-    with pytest.raises(TypeError, match="'score'.*pipeline.ddl.HIVE_TYPES"):
-        hive_type(pa.field("score", arrow_type))
-
-
-def test_enum_accounts_projection() -> None:
-    tables = parse(athena_ddl(ROOT, accounts=["222222222222", "111111111111", "222222222222"]))
-    props = tables["invocations"].properties
-    assert props == {
-        "projection.enabled": "true",
-        "projection.account_id.type": "enum",
-        "projection.account_id.values": "111111111111,222222222222",
-        "projection.region.type": "enum",
-        "projection.region.values": props["projection.region.values"],
-        "projection.requested_month.type": "date",
-        "projection.requested_month.format": "yyyy-MM",
-        "projection.requested_month.range": "2020-01,NOW",
-        "projection.requested_month.interval": "1",
-        "projection.requested_month.interval.unit": "MONTHS",
-        "storage.location.template": "s3://bucket/lake/invocations/account_id=${account_id}"
-        "/region=${region}/requested_month=${requested_month}/",
+def registered(statements: str, engine: str) -> dict[str, str]:
+    """Table name -> the location (without a trailing slash) the engine's DDL registers."""
+    return {
+        match[1]: _literal(statements[match.end() :], engine).rstrip("/")
+        for match in _REGISTERED[engine].finditer(statements)
     }
-    regions = props["projection.region.values"].split(",")
-    assert {"us-east-1", "eu-west-1", "cn-north-1", "us-gov-west-1"} <= set(regions)
-    assert regions == sorted(known_regions())
 
 
-def test_injected_accounts_projection_and_unmonthly_tables() -> None:
-    tables = parse(athena_ddl(ROOT, projection_start_month="2023-07"))
-    for table in tables.values():
-        assert table.properties["projection.account_id.type"] == "injected"
-        assert "projection.account_id.values" not in table.properties
-    assert tables["command_plugins"].properties["projection.requested_month.range"] == (
-        "2023-07,NOW"
-    )
-    quarantine = tables["quarantine"].properties
-    assert not [key for key in quarantine if "requested_month" in key]
-    assert quarantine["storage.location.template"] == (
-        "s3://bucket/lake/quarantine/account_id=${account_id}/region=${region}/"
-    )
+@pytest.mark.parametrize("engine", ENGINES)
+def test_golden_statements(engine):
+    assert ddl(engine, ROOT) == GOLDEN[engine]
 
 
-def test_placeholder_partitions_are_never_projected() -> None:
-    assert "_none" not in athena_ddl(ROOT, accounts=ACCOUNTS)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_command_prints_the_statements(engine, capsys):
+    assert main(["ddl", "--engine", engine, "--location", ROOT]) == 0
+    assert capsys.readouterr().out == GOLDEN[engine] + "\n"
 
 
+def test_athena_is_the_default_engine(capsys):
+    assert main(["ddl", "--location", ROOT]) == 0
+    assert capsys.readouterr().out == ATHENA + "\n"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_table_is_registered_at_its_folder(engine):
+    tables = registered(ddl(engine, ROOT), engine)
+    assert list(tables) == [spec.name for spec in TABLES]
+    assert tables == {spec.name: f"{ROOT}/{spec.name}" for spec in TABLES}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_database_option_names_the_database_everywhere(engine, capsys):
+    assert main(["ddl", "--engine", engine, "--location", ROOT, "--database", "ops_lake"]) == 0
+    out = capsys.readouterr().out
+    assert "ssm_etl" not in out
+    assert out.count("ops_lake") == 1 + len(TABLES)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("location", ["s3://bucket/lake/", "s3://bucket/lake//"])
-def test_trailing_slash_is_ignored(location: str) -> None:
-    assert athena_ddl(location, accounts=ACCOUNTS) == athena_ddl(ROOT, accounts=ACCOUNTS)
+def test_a_trailing_slash_is_ignored(engine, location):
+    assert ddl(engine, location) == GOLDEN[engine]
 
 
-def test_quote_in_location_is_escaped() -> None:
-    ddl = athena_ddl("s3://bucket/o'brien\\lake/")
-    assert "LOCATION 's3://bucket/o\\'brien\\\\lake/invocations/'" in ddl
-    table = parse(ddl)["ingest_runs"]
-    assert table.location == "s3://bucket/o'brien\\lake/ingest_runs/"
-    assert table.properties["storage.location.template"].startswith(
-        "s3://bucket/o'brien\\lake/ingest_runs/account_id="
-    )
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_bucket_without_a_prefix(engine):
+    tables = registered(ddl(engine, "s3://bucket"), engine)
+    assert tables == {spec.name: f"s3://bucket/{spec.name}" for spec in TABLES}
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    "location",
     [
-        ({"location": "/"}, "location is empty"),
-        ({"location": ROOT, "accounts": []}, "no accounts"),
-        ({"location": ROOT, "accounts": ["12345"]}, "12 digits"),
-        ({"location": ROOT, "accounts": ["111111111111,2"]}, "12 digits"),
-        ({"location": ROOT, "projection_start_month": "2020-13"}, "YYYY-MM"),
-        ({"location": ROOT, "projection_start_month": "2020-1"}, "YYYY-MM"),
+        pytest.param("/srv/lake", id="local-path"),
+        pytest.param("lake", id="relative-path"),
+        pytest.param("file:///srv/lake", id="file-url"),
+        pytest.param("https://bucket.s3.amazonaws.com/lake", id="https-url"),
+        pytest.param("s3:///lake", id="no-bucket"),
+        pytest.param("s3://", id="scheme-only"),
+        pytest.param("s3://bucket/lake?versionId=1", id="query"),
+        pytest.param("s3://bucket/lake#x", id="fragment"),
+        pytest.param("", id="empty"),
     ],
 )
-def test_bad_arguments_are_config_errors(kwargs, message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
-        athena_ddl(**kwargs)
+def test_only_an_s3_location_is_accepted(location, capsys):
+    for engine in ENGINES:
+        with pytest.raises(ConfigError, match="--location must be the lake's S3 URL"):
+            ddl(engine, location)
+    assert main(["ddl", "--location", location]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith("ssm-etl: error: --location must be the lake's S3 URL")
 
 
-def test_ddl_matches_the_files_a_real_lake_writes(tmp_path: Path) -> None:
-    """Every written file sits where the template says and holds exactly the DDL's columns."""
-    lake = Lake.create(tmp_path / "lake")
+@pytest.mark.parametrize("database", ["ops-lake", "1ops", "ops;DROP", "a b", "", "x" * 256])
+def test_a_bad_database_name_is_refused(database):
+    with pytest.raises(ConfigError, match="not a database name"):
+        ddl("athena", ROOT, database=database)
+
+
+def test_an_unknown_engine_is_refused(capsys):
+    with pytest.raises(ConfigError, match="unknown engine 'hive'"):
+        ddl("hive", ROOT)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["ddl", "--engine", "hive", "--location", ROOT])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'hive'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("odd", ["o'brien", "back\\slash", 'say"what', "tick`tock", "a;b"])
+def test_a_location_reads_back_as_written_or_is_refused(engine, odd, capsys):
+    """S3 keys may hold quotes, backslashes and semicolons: each string literal must read
+    back as the location (escaped as the engine reads it), or the location is refused in
+    one line, printing no DDL."""
+    location = f"s3://bucket/{odd}"
+    try:
+        statements = ddl(engine, location)
+    except ConfigError:
+        assert main(["ddl", "--engine", engine, "--location", location]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
+        return
+    tables = registered(statements, engine)
+    assert tables == {spec.name: f"{location}/{spec.name}" for spec in TABLES}
+    assert statements.count(";") == 1 + len(TABLES), "a reader splitting on ';' would break"
+
+
+def _write_every_table(lake: Lake) -> None:
     started = at("2024-03-05T10:00:00")
-    ingest(
-        lake, [invocation("c-1", "i-1", started, "Success", plugins=[plugin("p", "Success", 0)])]
+    record = invocation("c-1", "i-1", started, "Success", plugins=[plugin("p", "Success", 0)])
+    ingest(lake, [record])
+    record_run(
+        lake,
+        {
+            "run_id": "run-1",
+            "account_id": "012345678901",
+            "region": "eu-west-1",
+            "started_at": started,
+            "finished_at": started,
+            "pages": 1,
+            "invocations": 1,
+            "plugins": 1,
+            "quarantined": 0,
+            "status": "succeeded",
+        },
     )
-    tables = parse(athena_ddl(str(lake.root), accounts=["012345678901"]))
-    seen = set()
-    for path in lake.root.rglob("*.parquet"):
-        relative = path.relative_to(lake.root)
-        table = tables.get(relative.parts[0])
-        if table is None or "_none" in str(relative):
-            continue
-        template = table.properties["storage.location.template"]
-        pieces = re.split(r"\$\{(\w+)\}", template)
-        pattern = "".join(
-            f"(?P<{piece}>[^/]+)" if odd else re.escape(piece)
-            for odd, piece in zip([False, True] * len(pieces), pieces, strict=False)
-        )
-        match = re.fullmatch(pattern, f"{path.parent}/")
-        assert match, (template, path)
-        assert match["account_id"] == "012345678901"
-        assert match["region"] == "eu-west-1"
-        assert match.groupdict().get("requested_month", "2024-03") == "2024-03"
-        columns = [(f.name, EXPECTED_HIVE[_unnamed(f.type)]) for f in pq.read_schema(path)]
-        assert columns == table.columns
-        seen.add(relative.parts[0])
-    assert {"invocations", "command_plugins"} <= seen
+
+
+def _check_tables(tables: dict[str, str], open_table) -> None:
+    """Each DDL location holds the Delta table the DDL names (not another one)."""
+    assert list(tables) == [spec.name for spec in TABLES]
+    rows = {}
+    for spec in TABLES:
+        table = open_table(tables[spec.name])
+        assert table.metadata().name == spec.name
+        assert table.metadata().partition_columns == list(spec.partition_by)
+        rows[spec.name] = table.to_pyarrow_table().num_rows
+    assert rows["invocations"] == rows["command_plugins"] == rows["ingest_runs"] == 1
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_ddl_locations_are_the_lakes_tables(tmp_path: Path, engine):
+    """The S3 prefix mapped onto a local lake: a `_delta_log` at every location."""
+    lake = Lake.create(tmp_path / "lake")
+    _write_every_table(lake)
+    tables = registered(ddl(engine, "s3://bucket/warehouse/ssm"), engine)
+
+    def local(location: str) -> Path:
+        path = tmp_path / "lake" / location.removeprefix("s3://bucket/warehouse/ssm/")
+        assert (path / "_delta_log").is_dir(), location
+        return path
+
+    _check_tables(tables, lambda location: DeltaTable(str(local(location))))
+
+
+def test_ddl_locations_are_the_tables_of_an_s3_lake(s3_lake: str):
+    lake = Lake.create(s3_lake)
+    _write_every_table(lake)
+    options = lake.storage.delta_options()
+    for engine in ENGINES:
+        tables = registered(ddl(engine, s3_lake), engine)
+        _check_tables(tables, lambda location: DeltaTable(location, storage_options=options))
