@@ -6,16 +6,23 @@ import argparse
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from flows.cli import build_parser, main
 from pipeline.lake import Lake
+from pipeline.schema import TABLES
+from tests.lakes import ACCOUNT, REGION, at, ingest, invocation, record_run
 
-COMMANDS = sorted(
-    next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
-)
+
+def _subparsers() -> dict[str, argparse.ArgumentParser]:
+    actions = build_parser()._actions
+    return next(a for a in actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
+COMMANDS = sorted(_subparsers())
 
 
 def test_the_commands_are_the_documented_ones():
@@ -24,6 +31,7 @@ def test_the_commands_are_the_documented_ones():
         "demo",
         "deploy",
         "emulator",
+        "history",
         "purge",
         "report",
         "run",
@@ -114,7 +122,8 @@ def test_sql_on_a_directory_that_is_not_a_lake(capsys, tmp_path):
 
 @pytest.fixture
 def empty_lake(tmp_path) -> Path:
-    return Lake.create(tmp_path / "lake").root
+    Lake.create(tmp_path / "lake")
+    return tmp_path / "lake"
 
 
 def test_bad_sql_is_one_line_with_duckdbs_message(capsys, empty_lake):
@@ -241,3 +250,221 @@ def test_run_rejects_bad_account_options(capsys, tmp_path, flags, fragment):
     err = _one_line_error(capsys, ["run", "--lake", str(lake), "--regions", "us-east-1", *flags])
     assert fragment in err
     assert not lake.exists()
+
+
+def _options(command: str) -> list[argparse.Action]:
+    return [a for a in _subparsers()[command]._actions if not isinstance(a, argparse._HelpAction)]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_option_of_every_command_has_help(command):
+    for action in _options(command):
+        name = "/".join(action.option_strings) or action.dest
+        assert action.help and action.help.strip(), f"ssm-etl {command} {name} has no help"
+
+
+def _help_entries(command: str, capsys) -> dict[str, str]:
+    """Each option's entry in `ssm-etl COMMAND --help`, keyed by its first flag, on one line."""
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    entries: dict[str, str] = {}
+    current = None
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith("  -"):
+            current = line.split()[0].rstrip(",")
+            entries[current] = line
+        elif current and line.startswith("    "):
+            entries[current] += " " + line.strip()
+        else:
+            current = None
+    return {flag: " ".join(text.split()) for flag, text in entries.items()}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_an_option_with_a_default_shows_it_in_help(command, capsys):
+    entries = _help_entries(command, capsys)
+    for action in _options(command):
+        if not action.option_strings or action.default in (None, False, [], argparse.SUPPRESS):
+            continue
+        flag = action.option_strings[0]
+        assert f"(default: {action.default})" in entries[flag], entries[flag]
+
+
+@pytest.mark.parametrize(
+    ("command", "flag", "shown"),
+    [
+        ("run", "--keep-days", "7.0"),
+        ("run", "--lookback", "48.0"),
+        ("run", "--concurrency", "8"),
+        ("run", "--slices", "8"),
+        ("run", "--task-runner", "threads"),
+        ("deploy", "--cron", "0 2 * * *"),
+        ("deploy", "--keep-days", "7.0"),
+        ("purge", "--keep-days", "7.0"),
+        ("status", "--max-age", "36.0"),
+        ("report", "--days", "30"),
+        ("history", "--format", "table"),
+        ("sql", "--format", "table"),
+        ("ddl", "--engine", "athena"),
+        ("ddl", "--database", "ssm_etl"),
+        ("demo", "--lake", "./demo-lake"),
+    ],
+)
+def test_defaults_in_help_golden(command, flag, shown, capsys):
+    assert f"(default: {shown})" in _help_entries(command, capsys)[flag]
+
+
+@pytest.mark.parametrize("command", ["sql", "report", "status"])
+def test_as_of_is_offered_where_the_lake_is_read(command, capsys):
+    assert "--as-of" in _help_entries(command, capsys)
+
+
+@pytest.mark.parametrize("command", ["run", "deploy", "purge"])
+def test_grace_minutes_is_gone(command, tmp_path, capsys):
+    argv = [command, "--lake", str(tmp_path / "lake"), "--grace-minutes", "5"]
+    argv += ["--older-than", "30"] if command == "purge" else ["--regions", "us-east-1"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "ssm-etl: error: unrecognized arguments: --grace-minutes 5 (see --help)"
+    assert not (tmp_path / "lake").exists()
+
+
+@pytest.mark.parametrize("days", ["-1", "3651", "nan"])
+def test_run_rejects_a_bad_keep_days(capsys, tmp_path, days):
+    lake = tmp_path / "lake"
+    argv = ["run", "--lake", str(lake), "--regions", "us-east-1", "--keep-days", days]
+    err = _one_line_error(capsys, argv)
+    assert "--keep-days must be between 0 and 3650" in err
+    assert not lake.exists()
+
+
+@pytest.fixture
+def two_runs(tmp_path) -> Path:
+    """A lake with two ingests and their ledger rows: run-1 stored c-1, run-2 added c-2."""
+    root = tmp_path / "lake"
+    lake = Lake.create(root)
+    for run_id, command in [("run-1", "c-1"), ("run-2", "c-2")]:
+        moment = at("2024-05-31T10:00:00")
+        ingest(lake, [invocation(command, "i-1", moment, "Success")], run_id=run_id)
+        record_run(
+            lake,
+            {
+                "run_id": run_id,
+                "account_id": ACCOUNT,
+                "region": REGION,
+                "started_at": datetime.now(UTC),
+                "finished_at": datetime.now(UTC),  # healthy for `status`
+                "pages": 1,
+                "invocations": 1,
+                "plugins": 0,
+                "quarantined": 0,
+                "status": "succeeded",
+            },
+        )
+    return root
+
+
+COUNT = "SELECT count(*) AS n FROM invocations"
+
+
+def test_sql_as_of_a_run_reads_the_lake_as_it_stood(capsys, two_runs):
+    for as_of, count in [([], 2), (["--as-of", "run-2"], 2), (["--as-of", "run-1"], 1)]:
+        assert main(["sql", "--lake", str(two_runs), "--format", "json", *as_of, COUNT]) == 0
+        assert json.loads(capsys.readouterr().out) == [{"n": count}]
+
+
+def test_status_as_of_a_run(capsys, two_runs):
+    assert main(["status", "--lake", str(two_runs), "--as-of", "run-1"]) == 0
+    out = capsys.readouterr().out
+    assert " run-1 " in out and "run-2" not in out
+
+
+@pytest.mark.parametrize("command", ["sql", "report", "status"])
+@pytest.mark.parametrize(
+    ("as_of", "fragment"),
+    [
+        pytest.param("run-9", "--as-of run-9: not a time, a version or a run id", id="unknown-run"),
+        pytest.param("99", "--as-of 99: invocations has no version 99", id="unknown-version"),
+        pytest.param("2024-02-30", "--as-of 2024-02-30: not a time", id="impossible-date"),
+        pytest.param(" ", "--as-of is empty", id="empty"),
+    ],
+)
+def test_a_bad_as_of_is_one_line_exit_2(capsys, tmp_path, two_runs, command, as_of, fragment):
+    argv = [command, "--lake", str(two_runs), "--as-of", as_of]
+    argv += {"sql": [COUNT], "report": ["--out", str(tmp_path / "r.html")], "status": []}[command]
+    err = _one_line_error(capsys, argv)
+    assert err.startswith(f"ssm-etl: error: {fragment}")
+    assert capsys.readouterr().out == ""
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_history_lists_the_runs(capsys, two_runs):
+    assert main(["history", "--lake", str(two_runs), "--format", "json", "--limit", "1"]) == 0
+    rows = {r["table_name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert sorted(rows) == sorted(spec.name for spec in TABLES)
+    assert (rows["invocations"]["operation"], rows["invocations"]["run_id"]) == ("ingest", "run-2")
+    assert rows["invocations"]["regions"] == f"{ACCOUNT}/{REGION}"
+    assert rows["invocations"]["rows_added"] == 1
+
+
+def test_history_table_format(capsys, two_runs):
+    assert main(["history", "--lake", str(two_runs)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == [
+        "committed_at",
+        "table_name",
+        "version",
+        "operation",
+        "run_id",
+        "accounts",
+        "regions",
+        "rows_added",
+        "rows_updated",
+        "rows_deleted",
+    ]
+    assert lines[-1] == "(10 rows)"  # 6 tables created, then 2 runs x (invocations, ledger)
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [
+        pytest.param(["--limit", "0"], "--limit must be at least 1", id="limit-zero"),
+        pytest.param(["--limit", "-3"], "--limit must be at least 1", id="limit-negative"),
+    ],
+)
+def test_history_rejects_bad_input_in_one_line(capsys, two_runs, flags, fragment):
+    err = _one_line_error(capsys, ["history", "--lake", str(two_runs), *flags])
+    assert fragment in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [
+        pytest.param(["--limit", "many"], "argument --limit: invalid int value", id="limit-text"),
+        pytest.param(["--format", "xml"], "argument --format: invalid choice", id="format"),
+        pytest.param(["--as-of", "run-1"], "unrecognized arguments: --as-of", id="as-of"),
+    ],
+)
+def test_history_usage_errors_are_one_line_exit_2(capsys, two_runs, flags, fragment):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["history", "--lake", str(two_runs), *flags])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("ssm-etl: error: ") and fragment in err[-1]
+
+
+def test_history_of_a_folder_that_is_not_a_lake(capsys, tmp_path):
+    err = _one_line_error(capsys, ["history", "--lake", str(tmp_path)])
+    assert "not an ssm-etl lake" in err
+
+
+def test_history_of_a_lake_before_its_first_run_is_empty(capsys, empty_lake):
+    assert main(["history", "--lake", str(empty_lake)]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "(0 rows)"
+
+
+def test_as_of_a_run_before_the_first_run_is_one_line_exit_2(capsys, empty_lake):
+    err = _one_line_error(capsys, ["sql", "--lake", str(empty_lake), "--as-of", "run-1", COUNT])
+    assert "has no history yet" in err
