@@ -10,6 +10,7 @@ from emulator.orgs import OrgAccount
 from flows.nightly import with_runner
 from pipeline.accounts import organization_accounts, organizations_region
 from pipeline.extract import AssumedRole, AwsSettings
+from pipeline.history import history
 from pipeline.lake import Lake
 from pipeline.views import connect
 from tests.conftest_emulator import EMULATOR_NOW
@@ -82,6 +83,16 @@ def _check(emulator, lake, summary, accounts) -> None:
         .fetchall()
     )
     assert dict(ledger)[BROKEN] == len(REGIONS)
+    # One committer per run: many account x regions share each transaction.
+    commits = [
+        r
+        for r in history(Lake.open(lake)).to_pylist()
+        if r["run_id"] == summary.run_id and r["table_name"] == "invocations"
+    ]
+    assert {r["operation"] for r in commits} <= {"ingest", "optimize", "vacuum"}
+    ingests = [r for r in commits if r["operation"] == "ingest"]
+    assert 1 <= len(ingests) < sum(r.ok for r in summary.results)
+    assert max(r["accounts"] for r in ingests) > 1
 
 
 def test_accounts_by_role_one_broken_account_fails_alone(organization, prefect_api, tmp_path):
