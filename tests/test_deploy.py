@@ -1,4 +1,5 @@
-"""`ssm-etl deploy`: a scheduled deployment on a Prefect server, and a triggered run commits."""
+"""`ssm-etl deploy`: a scheduled deployment on a Prefect server whose runs commit, one at a
+time (a deployment concurrency limit of 1 that queues)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,19 @@ def fleet():
         yield emulator
 
 
-def test_deploy_creates_a_scheduled_deployment_whose_run_commits(fleet, prefect_api, tmp_path):
+def _wait_final(client, run_ids, deadline: float) -> list:
+    while True:
+        runs = [client.read_flow_run(run_id) for run_id in run_ids]
+        if all(run.state.is_final() for run in runs) or time.monotonic() > deadline:
+            return runs
+        time.sleep(1)
+
+
+def test_deploy_creates_a_scheduled_deployment_whose_runs_commit_one_at_a_time(
+    fleet, prefect_api, tmp_path
+):
     from prefect.client.orchestration import get_client
+    from prefect.client.schemas.objects import ConcurrencyLimitStrategy
     from prefect.deployments import run_deployment
 
     lake = tmp_path / "lake"
@@ -50,10 +62,27 @@ def test_deploy_creates_a_scheduled_deployment_whose_run_commits(fleet, prefect_
         assert schedule.schedule.cron == "15 3 * * *"
         assert schedule.schedule.timezone == "Europe/Berlin"
         assert deployment.parameters["lake"] == str(lake.resolve())
-        flow_run = run_deployment("ssm-etl-nightly/nightly-test", timeout=180)
-        assert flow_run.state.is_completed(), flow_run.state
+        assert deployment.parameters["keep_days"] == 7.0
+        assert "grace_seconds" not in deployment.parameters
+        # One run at a time, and a run that finds the slot taken waits for it in Prefect's
+        # queue rather than failing on the lake's lock.
+        assert deployment.global_concurrency_limit.limit == 1
+        assert deployment.global_concurrency_limit.active
+        strategy = deployment.concurrency_options.collision_strategy
+        assert strategy == ConcurrencyLimitStrategy.ENQUEUE
+        name = "ssm-etl-nightly/nightly-test"
+        first = run_deployment(name, timeout=0)
+        second = run_deployment(name, timeout=0)
+        with get_client(sync_client=True) as client:
+            runs = _wait_final(client, [first.id, second.id], time.monotonic() + 240)
+            states = [[s.name for s in client.read_flow_run_states(r.id)] for r in runs]
+        assert [run.state.is_completed() for run in runs] == [True, True], (runs, states)
+        earlier, later = sorted(runs, key=lambda run: run.start_time)
+        assert earlier.end_time <= later.start_time, "the two runs overlapped"
         count = connect(Lake.open(lake)).sql("SELECT count(*) FROM invocations").fetchall()[0][0]
         assert count == len(fleet.ground_truth("123456789012", "eu-west-1"))
+        ledger = connect(Lake.open(lake)).sql("SELECT status FROM ingest_runs").fetchall()
+        assert ledger == [("succeeded",), ("succeeded",)]
     finally:
         server.send_signal(signal.SIGINT)
         try:
