@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from datetime import UTC, datetime
 
 import duckdb
+import polars
+from deltalake import DeltaTable
 
 from emulator import Emulator, FleetSpec
 from pipeline.lake import Lake
@@ -49,6 +52,16 @@ def test_demo_runs_offline_and_its_lake_holds_the_fleet(tmp_path, prefect_api):
         .fetchall()
     )
     assert got == expected
+    # The lake is Delta: other readers see the same committed rows as the views.
+    assert json.loads((lake / "lake.json").read_text())["version"] == 3
+    by_polars = polars.scan_delta(str(lake / "invocations")).group_by("region").len().collect()
+    assert dict(by_polars.iter_rows()) == expected
+    assert DeltaTable(str(lake / "invocations")).to_pyarrow_table().num_rows == sum(
+        expected.values()
+    )
+    assert f"any Delta Lake reader (deltalake, polars.scan_delta, Spark): {lake.resolve()}" in (
+        done.stdout
+    )
     database = duckdb.connect(str(lake / "ssm.duckdb"), read_only=True)
     not_patched = database.sql(
         "SELECT count(*) FROM patch_compliance_within(7, as_of := TIMESTAMPTZ '2026-03-02 06:00:00+00') WHERE NOT compliant"
