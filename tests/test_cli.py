@@ -6,7 +6,7 @@ import argparse
 import json
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -468,3 +468,17 @@ def test_history_of_a_lake_before_its_first_run_is_empty(capsys, empty_lake):
 def test_as_of_a_run_before_the_first_run_is_one_line_exit_2(capsys, empty_lake):
     err = _one_line_error(capsys, ["sql", "--lake", str(empty_lake), "--as-of", "run-1", COUNT])
     assert "has no history yet" in err
+
+
+def test_report_as_of_a_time_in_another_zone_ends_on_its_utc_date(capsys, tmp_path, two_runs):
+    """The report covers UTC days: an --as-of written with a far offset still ends on the
+    UTC date of that instant, not on the date the offset shows."""
+    moment = (datetime.now(UTC) + timedelta(seconds=2)).replace(microsecond=0)  # after the runs
+    offset = "+14:00" if moment.hour >= 10 else "-12:00"  # a date other than UTC's
+    hours = 14 if offset == "+14:00" else -12
+    shown = (moment + timedelta(hours=hours)).replace(tzinfo=None).isoformat() + offset
+    out = tmp_path / "report.html"
+    argv = ["report", "--lake", str(two_runs), "--as-of", shown, "--days", "1", "--out", str(out)]
+    assert main(argv) == 0
+    day = moment.date().isoformat()
+    assert f"SSM Run Command report, {day} to {day}" in out.read_text()
