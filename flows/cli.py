@@ -473,9 +473,8 @@ def _quiet_prefect(verbose: bool = False) -> None:
 
 def _preflight(config: RunConfig) -> None:
     """Fail in seconds, before any lake is written, when AWS cannot be reached at all."""
-    from pipeline.probe import probe
-
     from pipeline.extract import AwsSettings
+    from pipeline.probe import probe
 
     region = config.regions[0] if not config.discover_regions else None
     probe(

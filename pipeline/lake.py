@@ -250,9 +250,24 @@ class Lake:
                 tables[spec.name] = None
                 continue
             if moment is not None:
-                table.load_as_version(moment)
+                version = version_at(table, moment)
+                if version is None:  # the table did not exist yet
+                    tables[spec.name] = None
+                    continue
+                table.load_as_version(version)
             tables[spec.name] = table
         return Snapshot(self, tables, moment)
+
+
+def version_at(table: Any, moment: datetime) -> int | None:
+    """The table's last version committed at or before `moment`, by the commits' own
+    timestamps (the ones `history` shows and `--as-of RUN` resolves to), not by the log
+    files' modification times, which S3 or a slow write stamp later."""
+    limit = moment.timestamp() * 1000
+    for entry in table.history():  # newest first
+        if entry["timestamp"] <= limit:
+            return int(entry["version"])
+    return None
 
 
 def _add_columns(table: Any, missing: list[pa.Field], run_id: str) -> None:

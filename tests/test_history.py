@@ -181,13 +181,6 @@ def test_as_of_a_version_of_invocations_reads_every_table_at_that_instant(two_ru
     assert invocations.to_pylist() == [{"n": 2}]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: commit_time() returns the commitInfo timestamp (the writer's clock) "
-    "and Lake.snapshot time-travels with load_as_version(datetime), which delta-rs resolves "
-    "by the log file's modification time (the file system's or S3's clock, often a few ms "
-    "later): the run's or version's own commit can be left out; remove with the fix",
-)
 @pytest.mark.parametrize(
     ("text", "spec", "version", "expected"),
     [
