@@ -25,6 +25,7 @@ from pipeline import __version__
 from pipeline.config import (
     DEFAULT_KEEP_DAYS,
     DEFAULT_LOOKBACK_HOURS,
+    DEFAULT_READ_TIMEOUT,
     DEFAULT_SLICES,
     RunConfig,
     check_account_id,
@@ -185,6 +186,13 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         "--full-refresh", action="store_true", help="re-read everything the API still has"
     )
     _keep_days_option(run)
+    run.add_argument(
+        "--read-timeout",
+        type=float,
+        default=DEFAULT_READ_TIMEOUT,
+        metavar="SECONDS",
+        help="wait this long for an answer before trying a request again",
+    )
     run.add_argument(
         "--slices",
         type=int,
@@ -432,6 +440,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         role_name=args.role_name,
         external_id=args.external_id,
         sse_kms_key_id=args.sse_kms_key_id,
+        read_timeout=args.read_timeout,
     )
     Lake.check_location(config.lake)
     return config
@@ -473,15 +482,10 @@ def _quiet_prefect(verbose: bool = False) -> None:
 
 def _preflight(config: RunConfig) -> None:
     """Fail in seconds, before any lake is written, when AWS cannot be reached at all."""
-    from pipeline.extract import AwsSettings
     from pipeline.probe import probe
 
     region = config.regions[0] if not config.discover_regions else None
-    probe(
-        AwsSettings(profile=config.profile, endpoint_url=config.endpoint_url),
-        region,
-        config.account_id,
-    )
+    probe(config.settings(), region, config.account_id)
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -10,8 +10,13 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from pipeline.config import DEFAULT_KEEP_DAYS, DEFAULT_LOOKBACK_HOURS, DEFAULT_SLICES, RunConfig
-from pipeline.extract import AwsSettings
+from pipeline.config import (
+    DEFAULT_KEEP_DAYS,
+    DEFAULT_LOOKBACK_HOURS,
+    DEFAULT_READ_TIMEOUT,
+    DEFAULT_SLICES,
+    RunConfig,
+)
 from pipeline.ingest import RegionJob, RegionOutcome, ingest_region
 from pipeline.night import RunSummary, run_night
 from pipeline.signals import stopping_on_signals
@@ -103,6 +108,7 @@ def nightly(
     external_id: str | None = None,
     sse_kms_key_id: str | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
 ) -> RunSummary:
     """Export every account's and region's new and changed Run Command history.
 
@@ -128,10 +134,10 @@ def nightly(
         role_name=role_name,
         external_id=external_id,
         sse_kms_key_id=sse_kms_key_id,
+        read_timeout=read_timeout,
     )
-    settings = AwsSettings(profile=profile, endpoint_url=endpoint_url)
     with stopping_on_signals() as stop:
-        summary = run_night(config, settings, PrefectRunner(concurrency), stop=stop)
+        summary = run_night(config, config.settings(), PrefectRunner(concurrency), stop=stop)
     publish_artifacts(summary)
     return summary
 
@@ -173,4 +179,5 @@ def flow_parameters(config: RunConfig, concurrency: int = DEFAULT_CONCURRENCY) -
         "external_id": config.external_id,
         "sse_kms_key_id": config.sse_kms_key_id,
         "concurrency": concurrency,
+        "read_timeout": config.read_timeout,
     }

@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
+from typing import Any
 
 import botocore.session
 
@@ -19,6 +20,7 @@ ALL_REGIONS = "all"
 DEFAULT_LOOKBACK_HOURS = 48.0
 DEFAULT_SLICES = 8
 """Concurrent time slices per region: enough to fill a 20 requests/s throttle at 200 ms a page."""
+DEFAULT_READ_TIMEOUT = 60.0
 DEFAULT_KEEP_DAYS = 7.0
 """Data files no version needs any more are kept this long: how far back time travel reaches."""
 _ACCOUNT = re.compile(r"^\d{12}$")
@@ -96,6 +98,8 @@ class RunConfig:
     since: datetime | None = None
     full_refresh: bool = False
     keep_days: float = DEFAULT_KEEP_DAYS
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    """Seconds to wait for an answer before a request is tried again (see `pipeline.paging`)."""
     """Vacuum's retention: `--as-of` reaches this far back (see `pipeline.maintain`)."""
     redact: tuple[str, ...] = ()
     """`aws` (built-in patterns) and/or regular expressions masked in command output."""
@@ -117,6 +121,8 @@ class RunConfig:
         if self.since is not None and self.full_refresh:
             raise ConfigError("--since and --full-refresh do not go together")
         check_keep_days(self.keep_days)
+        if not 0.1 <= self.read_timeout <= 900:
+            raise ConfigError(f"--read-timeout must be from 0.1 to 900 seconds: {self.read_timeout!r}")
         Redactor.from_options(self.redact)  # bad patterns fail here, before any work
         for account in self.accounts:
             check_account_id(account)
@@ -140,6 +146,14 @@ class RunConfig:
     @property
     def discover_regions(self) -> bool:
         return self.regions == (ALL_REGIONS,)
+
+    def settings(self) -> Any:
+        """How this run reaches AWS (`pipeline.extract.AwsSettings`)."""
+        from .extract import AwsSettings
+
+        return AwsSettings(
+            profile=self.profile, endpoint_url=self.endpoint_url, read_timeout=self.read_timeout
+        )
 
     def window(self) -> Window:
         return Window(

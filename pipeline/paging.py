@@ -37,6 +37,7 @@ from typing import Any
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    HTTPClientError,
     NoCredentialsError,
     PaginationError,
     ReadTimeoutError,
@@ -116,7 +117,8 @@ def aws_error(exc: Exception, region: str) -> AwsError:
         return FatalAwsError(message, code="RepeatedNextToken", region=region)
     if isinstance(exc, NoCredentialsError):
         return FatalAwsError(str(exc), code="NoCredentials", region=region)
-    if isinstance(exc, BotoConnectionError | ReadTimeoutError):
+    # Connection trouble: refused, reset, closed before an answer (HTTPClientError), timed out.
+    if isinstance(exc, BotoConnectionError | HTTPClientError | ReadTimeoutError):
         return RetriableAwsError(str(exc), code=type(exc).__name__, region=region)
     return FatalAwsError(str(exc), code=type(exc).__name__, region=region)
 

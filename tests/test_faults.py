@@ -1,36 +1,34 @@
-"""Every fault the emulator injects, and what the pipeline makes of it.
+"""Every fault the emulator injects, and what the nightly flow makes of it.
 
-Each test ends by comparing the lake with the emulator's ground truth exactly.
+Each test runs the Prefect flow and ends by comparing the lake with the
+emulator's ground truth exactly.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from emulator import Emulator, FleetSpec
 from emulator.faults import FaultSpec, RegionFaults
-from pipeline.config import RunConfig
 from pipeline.decode import flatten_page
 from pipeline.errors import AwsError
-from pipeline.extract import AwsSettings
 from pipeline.flatten import Lineage
-from pipeline.ingest import WALK_RESTARTS, IngestOptions, run_local
+from pipeline.ingest import WALK_RESTARTS
 from pipeline.lake import Lake
-from pipeline.paging import PageRetry
+from pipeline.schema import QUARANTINE
 from pipeline.views import connect
 from pipeline.walk import walk_region
+from tests.nights import night
 from tests.truth import expected_invocation, expected_plugins, key, view_rows
 
 NOW = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 FAULTY, CLEAN = "eu-west-1", "us-east-1"
 REGIONS = (FAULTY, CLEAN)
 ACCOUNT = "123456789012"
-NO_WAIT = IngestOptions(retry=PageRetry(attempts=6, base_seconds=0))
 
 
 def _spec(**overrides) -> FleetSpec:
@@ -42,13 +40,9 @@ def _faults(seed: int = 1, **region_faults) -> FaultSpec:
     return FaultSpec(seed=seed, regions={FAULTY: RegionFaults(**region_faults)})
 
 
-def _run(emulator, lake, *, read_timeout=10.0, max_attempts=3, full_refresh=False, slices=4):
-    settings = AwsSettings(
-        endpoint_url=emulator.url, read_timeout=read_timeout, max_attempts=max_attempts
-    )
-    config = RunConfig(lake=str(lake), regions=REGIONS, grace_seconds=0, full_refresh=full_refresh)
-    options = replace(NO_WAIT, slices=slices)
-    return run_local(config, settings, options=options)
+def _run(emulator, lake, *, regions=REGIONS, slices=4, **options):
+    """One night of the flow; the caller judges the exit code."""
+    return night(emulator, lake, regions=regions, slices=slices, expect=None, **options)
 
 
 class Truth:
@@ -99,7 +93,9 @@ def _fault_count(emulator, fault: str) -> int:
         ),
     ],
 )
-def test_transient_faults_lose_nothing_and_duplicate_nothing(tmp_path, faults, logged, settings):
+def test_transient_faults_lose_nothing_and_duplicate_nothing(
+    tmp_path, faults, logged, settings, prefect_api
+):
     lake = tmp_path / "lake"
     truth = Truth()
     with Emulator(_spec(faults=_faults(**faults))) as emulator:
@@ -129,7 +125,9 @@ class _TokensExpire:
         return walk_region(*args, **kwargs)
 
 
-def test_each_slice_may_meet_an_expired_token_in_its_own_attempt(tmp_path, monkeypatch):
+def test_each_slice_may_meet_an_expired_token_in_its_own_attempt(
+    tmp_path, monkeypatch, prefect_api
+):
     """Four slices, each failing in a separate attempt: more restarts than any one slice's budget.
 
     The walk stops every slice at the first failure, so slices whose tokens
@@ -146,12 +144,11 @@ def test_each_slice_may_meet_an_expired_token_in_its_own_attempt(tmp_path, monke
     truth.assert_lake(tmp_path / "lake")
 
 
-def test_one_slice_that_keeps_failing_fails_the_region(tmp_path, monkeypatch):
+def test_one_slice_that_keeps_failing_fails_the_region(tmp_path, monkeypatch, prefect_api):
     walk = _TokensExpire([2] * (WALK_RESTARTS + 1))
     monkeypatch.setattr("pipeline.ingest.walk_region", walk)
     with Emulator(_spec(regions=(FAULTY,))) as emulator:
-        config = RunConfig(lake=str(tmp_path / "lake"), regions=(FAULTY,), grace_seconds=0)
-        summary = run_local(config, AwsSettings(endpoint_url=emulator.url), options=NO_WAIT)
+        summary = _run(emulator, tmp_path / "lake", regions=(FAULTY,))
     assert summary.exit_code == 1
     assert "InvalidNextToken" in summary.results[0].error
     assert walk.attempts == WALK_RESTARTS + 1
@@ -169,7 +166,7 @@ def test_one_slice_that_keeps_failing_fails_the_region(tmp_path, monkeypatch):
         ),
     ],
 )
-def test_a_region_that_fails_for_good_fails_alone(tmp_path, faults, message):
+def test_a_region_that_fails_for_good_fails_alone(tmp_path, faults, message, prefect_api):
     lake = tmp_path / "lake"
     truth = Truth()
     with Emulator(_spec()) as emulator:
@@ -217,7 +214,7 @@ def _watermarks(lake) -> dict[str, list]:
     return out
 
 
-def test_malformed_records_are_quarantined_and_the_rest_kept(tmp_path):
+def test_malformed_records_are_quarantined_and_the_rest_kept(tmp_path, prefect_api):
     lake = tmp_path / "lake"
     truth = Truth()
     with Emulator(_spec(faults=_faults(malformed_rate=0.05))) as emulator:
@@ -235,13 +232,11 @@ def test_malformed_records_are_quarantined_and_the_rest_kept(tmp_path):
     assert {region for region, _, _ in quarantined} == {FAULTY}
     reasons = {reason.split(" ")[0] for _, reason, _ in quarantined}
     assert reasons <= {"CommandId", "ResponseCode", "RequestedDateTime"}
-    stored = con.sql(
-        f"SELECT count(*) FROM read_parquet('{lake}/quarantine/*/*/*.parquet')"
-    ).fetchall()
-    assert stored == [(len(bad),)]
+    stored = Lake.open(lake).table(QUARANTINE).to_pyarrow_table().num_rows
+    assert stored == len(bad), "the table holds each bad record once"
 
 
-def test_soak_twenty_nights_of_random_faults(tmp_path):
+def test_soak_twenty_nights_of_random_faults(tmp_path, prefect_api):
     """Random faults every night (fixed seed); the views end equal to the ground truth."""
     lake = tmp_path / "lake"
     truth = Truth()
