@@ -32,8 +32,9 @@ SELECT region,
        sum(succeeded)::BIGINT AS succeeded,
        sum(failed)::BIGINT AS failed,
        sum(timed_out)::BIGINT AS timed_out,
-       sum(in_flight)::BIGINT AS in_flight,
-       round(100 * sum(succeeded) / nullif(sum(invocations) - sum(in_flight), 0), 1) AS success_pct
+       sum(open)::BIGINT AS open,
+       sum(expired)::BIGINT AS expired,
+       round(100 * sum(succeeded) / nullif(sum(finished), 0), 1) AS success_pct
 FROM compliance_daily
 GROUP BY region
 ORDER BY region

@@ -29,7 +29,6 @@ _PR_SET_PDEATHSIG = 1
 SERVER_SETTINGS = {
     "PREFECT_UI_ENABLED": "false",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_SERVER_EPHEMERAL": "1",
     # Services a single run never needs: schedules, late runs, automations, workers.
     "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
     "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",

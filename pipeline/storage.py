@@ -221,7 +221,7 @@ class S3Storage(Storage):
     def _path(self, relative: str) -> str:
         return "/".join(p for p in (self.bucket, self.prefix, relative) if p)
 
-    def _key(self, relative: str) -> str:
+    def key(self, relative: str) -> str:
         return "/".join(p for p in (self.prefix, relative) if p)
 
     def delta_options(self) -> dict[str, str]:
@@ -255,7 +255,7 @@ class S3Storage(Storage):
     def write_text(self, relative: str, text: str, **conditions: str) -> Any:
         return self.client.put_object(
             Bucket=self.bucket,
-            Key=self._key(relative),
+            Key=self.key(relative),
             Body=text.encode(),
             ContentType="application/json",
             **self._encryption(),
@@ -265,12 +265,12 @@ class S3Storage(Storage):
     def put_file(self, local: Path, relative: str) -> None:
         """An upload (multipart when large) that sends the SSE-KMS headers too."""
         self.client.upload_file(
-            str(local), self.bucket, self._key(relative), ExtraArgs=self._encryption() or None
+            str(local), self.bucket, self.key(relative), ExtraArgs=self._encryption() or None
         )
         local.unlink()
 
     def delete_tree(self, relative: str) -> None:
-        keys = [{"Key": self._key(f)} for f in self.files(relative)]
+        keys = [{"Key": self.key(f)} for f in self.files(relative)]
         for start in range(0, len(keys), 1000):
             self.client.delete_objects(
                 Bucket=self.bucket, Delete={"Objects": keys[start : start + 1000], "Quiet": True}
@@ -298,7 +298,7 @@ class S3Storage(Storage):
 
     def lease_document(self) -> tuple[dict[str, Any], str] | None:
         try:
-            found = self.client.get_object(Bucket=self.bucket, Key=self._key("_lock.json"))
+            found = self.client.get_object(Bucket=self.bucket, Key=self.key("_lock.json"))
         except self.client.exceptions.NoSuchKey:
             return None
         return json.loads(found["Body"].read()), found["ETag"]
@@ -367,5 +367,5 @@ class _S3Lease(Lease):
         current = self.storage.lease_document()
         if current is not None and current[0].get("owner") == self.owner:
             self.storage.client.delete_object(
-                Bucket=self.storage.bucket, Key=self.storage._key("_lock.json")
+                Bucket=self.storage.bucket, Key=self.storage.key("_lock.json")
             )

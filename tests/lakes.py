@@ -155,6 +155,7 @@ def expire(
         writer.expire(INVOCATIONS, table)
         committer = Committer(lake, run_id, lease)
         committer.add(Pending(writer.close(), None))
+        committer.commit()
 
 
 def commit_regions(

@@ -83,24 +83,30 @@ def test_second_night_asks_for_watermark_minus_lookback(tmp_path, prefect_api):
 
 def test_a_status_change_is_picked_up(tmp_path, prefect_api):
     lake = tmp_path / "lake"
+    query = (
+        "SELECT region, command_id, instance_id, status FROM invocations "
+        "WHERE status IN ('Pending', 'InProgress', 'Delayed', 'Cancelling')"
+    )
     with Emulator(spec()) as emulator:
         night(emulator, lake)
-        query = (
-            "SELECT command_id, instance_id, status FROM invocations "
-            "WHERE status IN ('Pending', 'InProgress')"
-        )
         open_before = connect(Lake.open(lake)).sql(query).fetchall()
         assert open_before, "the fleet should have open invocations at run time"
         emulator.clock.advance(DAY)
         night(emulator, lake)
-        con = connect(Lake.open(lake))
-        after = {
-            (c, i): s
-            for c, i, s in con.sql(
-                "SELECT command_id, instance_id, status FROM invocations"
-            ).fetchall()
+        api = {
+            (region, r["CommandId"], r["InstanceId"]): r["Status"]
+            for region in ("us-east-1", "eu-west-1")
+            for r in emulator.ground_truth(ACCOUNT, region)
         }
-    assert all(after[(c, i)] not in ("Pending", "InProgress") for c, i, _ in open_before)
+    after = {
+        (r, c, i): s
+        for r, c, i, s in connect(Lake.open(lake))
+        .sql("SELECT region, command_id, instance_id, status FROM invocations")
+        .fetchall()
+    }
+    changed = [(r, c, i) for r, c, i, s in open_before if api[(r, c, i)] != s]
+    assert changed, "some open invocation ended during the day"
+    assert all(after[(r, c, i)] == api[(r, c, i)] for r, c, i, _ in open_before)
 
 
 def _active(lake) -> dict[str, tuple[int, int]]:
