@@ -59,17 +59,24 @@ def test_open_invocations_reach_the_state_the_api_reports_last(tmp_path, prefect
                 if r["operation"] == "ListCommandInvocations" and "CommandId" in (r["params"] or {})
             )
             records = emulator.ground_truth(ACCOUNT, REGION)
-            api = {key(row)[:3]: row for row in (expected_invocation(r, ACCOUNT, REGION) for r in records)}
+            api = {
+                key(row)[:3]: row
+                for row in (expected_invocation(r, ACCOUNT, REGION) for r in records)
+            }
             plugins = _by_key([p for r in records for p in expected_plugins(r, ACCOUNT, REGION)])
             stored = {key(row)[:3]: row for row in view_rows(lake, "invocations")}
             stored_plugins = _by_key(view_rows(lake, "command_plugins"))
             for k, row in api.items():  # every invocation the API still returns, exactly
                 assert stored.get(k) == row, (number, k)
-                assert sorted(stored_plugins.get(k, []), key=key) == sorted(plugins.get(k, []), key=key)
+                assert sorted(stored_plugins.get(k, []), key=key) == sorted(
+                    plugins.get(k, []), key=key
+                )
             now_open = {k for k, row in stored.items() if row["status"] in OPEN}
             followed |= {k for k in held_open if k in api and api[k]["status"] not in OPEN}
             held_open = now_open
-    assert LONG_OPEN <= {kinds.get(k) for k in followed}, "each long-open case was followed to its end"
+    assert {kinds.get(k) for k in followed} >= LONG_OPEN, (
+        "each long-open case was followed to its end"
+    )
     assert requests, "open invocations from before the window were read by command id"
 
     con = connect(Lake.open(lake))
@@ -80,6 +87,6 @@ def test_open_invocations_reach_the_state_the_api_reports_last(tmp_path, prefect
     stuck = [(c, i) for c, i, _ in expired if kinds.get((REGION, c, i)) == "stuck"]
     assert stuck, "an invocation that left the retention still open is marked"
     assert all(status in OPEN for _, _, status in expired), "its last state is kept"
-    assert {k[1:] for k in api} .isdisjoint(set(stuck)), "only invocations the API no longer has"
+    assert {k[1:] for k in api}.isdisjoint(set(stuck)), "only invocations the API no longer has"
     counted = con.sql("SELECT sum(expired), sum(open) FROM compliance_daily").fetchall()[0]
     assert counted[0] == len(expired)
