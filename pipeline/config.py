@@ -122,7 +122,9 @@ class RunConfig:
             raise ConfigError("--since and --full-refresh do not go together")
         check_keep_days(self.keep_days)
         if not 0.1 <= self.read_timeout <= 900:
-            raise ConfigError(f"--read-timeout must be from 0.1 to 900 seconds: {self.read_timeout!r}")
+            raise ConfigError(
+                f"--read-timeout must be from 0.1 to 900 seconds: {self.read_timeout!r}"
+            )
         Redactor.from_options(self.redact)  # bad patterns fail here, before any work
         for account in self.accounts:
             check_account_id(account)
