@@ -468,9 +468,10 @@ def _run(args: argparse.Namespace) -> int:
         raise
     with prefect_api(server), shown():
         summary = nightly(**flow_parameters(config, args.concurrency))
-    print(summary.render())
-    if summary.interrupted:
+    if summary.interrupted:  # one line: what committed, and that a rerun resumes
         print(summary.interrupted_line(), file=sys.stderr)
+    else:
+        print(summary.render())
     return summary.exit_code
 
 

@@ -18,7 +18,8 @@ from pipeline.config import (
     RunConfig,
 )
 from pipeline.ingest import RegionJob, RegionOutcome, ingest_region
-from pipeline.night import RunSummary, run_night
+from pipeline.errors import Interrupted
+from pipeline.night import RunSummary, failed, run_night
 from pipeline.signals import stopping_on_signals
 
 DEFAULT_CONCURRENCY = 8
@@ -26,8 +27,15 @@ DEFAULT_CONCURRENCY = 8
 
 @task(name="ingest-region", task_run_name="{job.account_id}/{job.region}", cache_policy=NO_CACHE)
 def ingest_region_task(job: RegionJob) -> RegionOutcome:
-    """No Prefect retries: a page's retries are bounded inside (see `pipeline.extract`)."""
-    return ingest_region(job)
+    """No Prefect retries: a page's retries are bounded inside (see `pipeline.paging`).
+
+    A stop (Ctrl-C, SIGTERM) is not a failure: the task ends quietly, with no
+    error in Prefect's log, and `run_night` records the region as interrupted.
+    """
+    try:
+        return ingest_region(job)
+    except Interrupted as stopped:
+        return RegionOutcome(failed(job.run_id, job.account_id, job.region, stopped), None)
 
 
 def concurrency_tags(job: RegionJob) -> list[str]:

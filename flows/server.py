@@ -83,6 +83,9 @@ class LocalServer:
             command,
             env={**os.environ, **SERVER_SETTINGS},
             stdin=subprocess.DEVNULL,
+            # Ctrl-C reaches the terminal's whole foreground group: the server must not
+            # die before the run has recorded its interruption (`stop` ends it after).
+            start_new_session=True,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
 

@@ -160,7 +160,9 @@ class Committer:
         self.committed += rows
         self.commits += 1
         self.batch = Batch()
-        log.info(
+        # A commit of ledger rows alone (failed or interrupted regions) is bookkeeping.
+        log.log(
+            logging.INFO if spooled else logging.DEBUG,
             "committed %d regions (%d rows) in %.1f s",
             len(items),
             sum(s.size for s in spooled),

@@ -171,7 +171,8 @@ class RegionJob:
 @dataclass
 class RegionOutcome:
     result: RegionResult
-    spooled: SpooledRegion
+    spooled: SpooledRegion | None
+    """None when nothing was spooled (the region was stopped)."""
 
 
 WALK_RESTARTS = 2

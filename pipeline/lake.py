@@ -118,6 +118,8 @@ class Lake:
             raise ConfigError(f"lake path is inside a file ({parent}): {root}")
         if not os.access(parent, os.W_OK | os.X_OK):
             raise ConfigError(f"lake path is not writable: {root}")
+        if parent != root:
+            _check_creatable(parent, root)
 
     @classmethod
     def create(cls, location: str | os.PathLike[str], *, sse_kms_key_id: str | None = None) -> Lake:
@@ -396,3 +398,14 @@ def dataset(storage: Storage, spec: TableSpec, uris: list[str]) -> Any:
 def local_path(location: str | os.PathLike[str]) -> Path | None:
     """The folder of a local lake location, None for S3."""
     return None if is_s3(location) else Path(location).expanduser().resolve()
+
+
+def _check_creatable(parent: Path, root: Path) -> None:
+    """Whether a folder can be made in `parent` (permissions alone do not say it: /proc,
+    read-only mounts). Tried with a temporary folder that is removed at once."""
+    import tempfile
+
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".ssm-etl-check-", dir=parent))
+    except OSError as exc:
+        raise ConfigError(f"lake path cannot be created ({exc.strerror or exc}): {root}") from None

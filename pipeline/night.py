@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -242,6 +243,7 @@ def run_night(
             summary.results.append(result)
             committer.add(Pending(None, result.ledger_row()))
         if stop.is_set():
+            _let_running_stop(done, running)
             summary.signal = stop.signal
             _interrupted(summary, committer, plan)
             return summary
@@ -249,6 +251,22 @@ def run_night(
         maintain(lake, plan.run_id, keep_days=config.keep_days)
         refresh_views_databases(lake)
     return summary
+
+
+STOP_WAIT_S = 3.0
+"""How long a stopped run waits for its running regions, which stop before their next
+request: a task runner that shuts down with tasks still running cancels them, and
+Prefect reports each as crashed. A region still busy after this is left to that."""
+
+
+def _let_running_stop(done: queue.Queue[tuple[RegionJob, Any]], running: int) -> None:
+    deadline = time.monotonic() + STOP_WAIT_S
+    while running and time.monotonic() < deadline:
+        try:
+            done.get(timeout=max(deadline - time.monotonic(), 0.01))
+        except queue.Empty:
+            break
+        running -= 1
 
 
 def _job(

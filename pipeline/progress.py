@@ -76,12 +76,16 @@ def shown(stream: Any = None) -> Iterator[None]:
             handler: _Regions = _Live(live)
         else:
             handler = _Plain(stream)
-        logger = logging.getLogger("ssm_etl")
-        previous = logger.level
+        # Only the walk's per-page records, and only to this handler: the run's other
+        # log lines keep their level, and no DEBUG line reaches the console.
+        logger = logging.getLogger("ssm_etl.progress")
+        previous = logger.level, logger.propagate
         logger.setLevel(logging.DEBUG)
+        logger.propagate = False
         logger.addHandler(handler)
         try:
             yield
         finally:
             logger.removeHandler(handler)
-            logger.setLevel(previous)
+            logger.setLevel(previous[0])
+            logger.propagate = previous[1]

@@ -44,6 +44,8 @@ from .schema import (
 )
 
 log = logging.getLogger("ssm_etl")
+progress_log = logging.getLogger("ssm_etl.progress")
+"""Per-page records for the CLI's live view (`pipeline.progress`); DEBUG, so silent elsewhere."""
 
 
 class Writer(Protocol):
@@ -212,8 +214,7 @@ class _Sink:
                 "pages": stats.pages,
                 "invocations": stats.invocations,
             }
-        # One line per page for the CLI's live view (pipeline.progress); DEBUG elsewhere.
-        log.debug(
+        progress_log.debug(
             "%(account_id)s %(region)s: %(pages)d pages", progress, extra={"progress": progress}
         )
 
