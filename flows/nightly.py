@@ -17,8 +17,8 @@ from pipeline.config import (
     DEFAULT_SLICES,
     RunConfig,
 )
-from pipeline.ingest import RegionJob, RegionOutcome, ingest_region
 from pipeline.errors import Interrupted
+from pipeline.ingest import RegionJob, RegionOutcome, ingest_region
 from pipeline.night import RunSummary, failed, run_night
 from pipeline.signals import stopping_on_signals
 
