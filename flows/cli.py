@@ -286,8 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
         "purge",
         help="remove what is older than N days from every table",
         description="Delete whole months of invocations, plugins and commands that ended more "
-        "than --older-than days ago, quarantined records last seen before then, and ledger "
-        "rows before then (each region's newest successful run stays). Nothing is ever purged "
+        "than --older-than days ago, quarantined records last seen before then, the inventory "
+        "of regions last read before then, and ledger rows before then (each region's newest "
+        "successful run stays). Nothing is ever purged "
         "by default. The data stays reachable by --as-of until vacuum removes it (--keep-days).",
     )
     _lake_option(purge)

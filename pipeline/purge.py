@@ -5,8 +5,9 @@
 - `quarantine`: records last seen before the cutoff.
 - `ingest_runs`: ledger rows that finished before the cutoff, except each
   region's newest successful run, whose watermark the next run starts from.
-- `managed_instances` holds each region's latest inventory only (every run
-  replaces its region's snapshot), so nothing in it is older than the last run.
+- `managed_instances`: the inventory of regions whose latest snapshot was
+  taken before the cutoff (regions no run reads any more). Every run
+  replaces its region's snapshot, so a region still read is never purged.
 
 Each table's purge is one Delta DELETE. The rows stay reachable by time
 travel, and their files on storage, until vacuum forgets them (`keep_days`,
@@ -30,6 +31,7 @@ from .schema import (
     COMMANDS,
     INGEST_RUNS,
     INVOCATIONS,
+    MANAGED_INSTANCES,
     QUARANTINE,
     TABLES,
     TableSpec,
@@ -84,6 +86,9 @@ def purge(
     cutoff = result.cutoff.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     predicate = f"ingested_at < '{cutoff}'"
     result.rows[QUARANTINE.name] = _delete(lake, QUARANTINE, predicate, run_id, lease)
+    result.rows[MANAGED_INSTANCES.name] = _delete(
+        lake, MANAGED_INSTANCES, predicate, run_id, lease
+    )
     result.rows[INGEST_RUNS.name] = _purge_ledger(lake, result.cutoff, run_id, lease)
     committer = Committer(lake, run_id, lease)
     for (account, region), months in result.months.items():
