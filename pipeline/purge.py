@@ -86,9 +86,7 @@ def purge(
     cutoff = result.cutoff.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     predicate = f"ingested_at < '{cutoff}'"
     result.rows[QUARANTINE.name] = _delete(lake, QUARANTINE, predicate, run_id, lease)
-    result.rows[MANAGED_INSTANCES.name] = _delete(
-        lake, MANAGED_INSTANCES, predicate, run_id, lease
-    )
+    result.rows[MANAGED_INSTANCES.name] = _delete(lake, MANAGED_INSTANCES, predicate, run_id, lease)
     result.rows[INGEST_RUNS.name] = _purge_ledger(lake, result.cutoff, run_id, lease)
     committer = Committer(lake, run_id, lease)
     for (account, region), months in result.months.items():
