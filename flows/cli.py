@@ -25,11 +25,14 @@ from pipeline import __version__
 from pipeline.config import (
     DEFAULT_KEEP_DAYS,
     DEFAULT_LOOKBACK_HOURS,
+    DEFAULT_OUTPUT_CAP,
     DEFAULT_READ_TIMEOUT,
     DEFAULT_SLICES,
+    FULL_OUTPUT_MODES,
     RunConfig,
     check_account_id,
     check_keep_days,
+    check_output_cap,
     parse_lookback,
     parse_regions,
     parse_since,
@@ -209,6 +212,21 @@ def _add_run_options(run: argparse.ArgumentParser) -> None:
         "key/secret/token patterns, or a regular expression; repeatable (default: off)",
     )
     run.add_argument(
+        "--full-output",
+        choices=FULL_OUTPUT_MODES,
+        default="none",
+        help="also store the full stdout and stderr (table plugin_outputs, from S3, CloudWatch "
+        "Logs or GetCommandInvocation) of the plugins of failed invocations (Failed, TimedOut, "
+        "undeliverable), or of all finished ones",
+    )
+    run.add_argument(
+        "--output-cap",
+        type=int,
+        default=DEFAULT_OUTPUT_CAP,
+        metavar="BYTES",
+        help="store at most this many bytes of one full stdout or stderr (the cap is recorded)",
+    )
+    run.add_argument(
         "--verbose", action="store_true", help="show tracebacks and Prefect's own log lines"
     )
 
@@ -378,6 +396,18 @@ def build_parser() -> argparse.ArgumentParser:
     _as_of_option(sql)
     sql.add_argument("query", help="the SQL query")
 
+    output = commands.add_parser(
+        "output",
+        help="print the full stdout and stderr stored for one invocation, plugin by plugin",
+        description="Print what runs with --full-output stored (table plugin_outputs) for one "
+        "invocation: each plugin's header (source, size, cuts) and its full stdout and stderr, "
+        "as stored (redacted, at most --output-cap bytes each). Exit 2 if nothing is stored.",
+    )
+    _lake_option(output)
+    _as_of_option(output)
+    output.add_argument("command_id", metavar="COMMAND_ID", help="the command id")
+    output.add_argument("instance_id", metavar="INSTANCE_ID", help="the instance id")
+
     history = commands.add_parser(
         "history",
         help="list the lake's commits: run, account/regions, operation, rows",
@@ -442,6 +472,8 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         external_id=args.external_id,
         sse_kms_key_id=args.sse_kms_key_id,
         read_timeout=args.read_timeout,
+        full_output=args.full_output,
+        output_cap=check_output_cap(args.output_cap),
     )
     Lake.check_location(config.lake)
     return config
@@ -655,6 +687,14 @@ def _sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def _output(args: argparse.Namespace) -> int:
+    from pipeline.stored_output import stored_output
+
+    lake, as_of = _reader(args)
+    print(stored_output(lake, args.command_id, args.instance_id, as_of=as_of))
+    return 0
+
+
 def _history(args: argparse.Namespace) -> int:
     from pipeline.history import history
     from pipeline.query import render
@@ -679,6 +719,7 @@ COMMANDS = {
     "views": _views,
     "sql": _sql,
     "history": _history,
+    "output": _output,
 }
 
 

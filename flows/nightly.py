@@ -13,6 +13,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from pipeline.config import (
     DEFAULT_KEEP_DAYS,
     DEFAULT_LOOKBACK_HOURS,
+    DEFAULT_OUTPUT_CAP,
     DEFAULT_READ_TIMEOUT,
     DEFAULT_SLICES,
     RunConfig,
@@ -73,6 +74,8 @@ def publish_artifacts(summary: RunSummary) -> None:
             "open_followed": r.followed,
             "expired_while_open": r.expired,
             "quarantined": r.quarantined,
+            "outputs_fetched": 0 if r.outputs is None else r.outputs.fetched,
+            "outputs_unavailable": 0 if r.outputs is None else r.outputs.unavailable,
             "error": r.error or "",
         }
         for r in summary.results
@@ -117,6 +120,8 @@ def nightly(
     sse_kms_key_id: str | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     read_timeout: float = DEFAULT_READ_TIMEOUT,
+    full_output: str = "none",
+    output_cap: int = DEFAULT_OUTPUT_CAP,
 ) -> RunSummary:
     """Export every account's and region's new and changed Run Command history.
 
@@ -143,6 +148,8 @@ def nightly(
         external_id=external_id,
         sse_kms_key_id=sse_kms_key_id,
         read_timeout=read_timeout,
+        full_output=full_output,
+        output_cap=output_cap,
     )
     with stopping_on_signals() as stop:
         summary = run_night(config, config.settings(), PrefectRunner(concurrency), stop=stop)
@@ -188,4 +195,6 @@ def flow_parameters(config: RunConfig, concurrency: int = DEFAULT_CONCURRENCY) -
         "sse_kms_key_id": config.sse_kms_key_id,
         "concurrency": concurrency,
         "read_timeout": config.read_timeout,
+        "full_output": config.full_output,
+        "output_cap": config.output_cap,
     }

@@ -23,6 +23,10 @@ DEFAULT_SLICES = 8
 DEFAULT_READ_TIMEOUT = 60.0
 DEFAULT_KEEP_DAYS = 7.0
 """Data files no version needs any more are kept this long: how far back time travel reaches."""
+FULL_OUTPUT_MODES = ("none", "failed", "all")
+"""--full-output: which plugins' full output to store (`pipeline.outputs`)."""
+DEFAULT_OUTPUT_CAP = 1024 * 1024
+"""--output-cap: bytes of one stored stdout or stderr, at most."""
 _ACCOUNT = re.compile(r"^\d{12}$")
 _ROLE_NAME = re.compile(r"^[\w+=,.@/-]{1,64}$")
 
@@ -78,6 +82,12 @@ def check_keep_days(days: float) -> float:
     return days
 
 
+def check_output_cap(size: int) -> int:
+    if isinstance(size, bool) or not isinstance(size, int) or not 1024 <= size <= 1 << 30:
+        raise ConfigError(f"--output-cap must be from 1024 to 1073741824 bytes: {size!r}")
+    return size
+
+
 def parse_since(text: str) -> datetime:
     """An ISO-8601 timestamp; a missing zone means UTC."""
     try:
@@ -112,6 +122,9 @@ class RunConfig:
     external_id: str | None = None
     sse_kms_key_id: str | None = None
     """S3 lakes: encrypt every object written with this KMS key."""
+    full_output: str = "none"
+    """Store the full stdout/stderr of no plugins, those of failed invocations, or all."""
+    output_cap: int = DEFAULT_OUTPUT_CAP
 
     def __post_init__(self) -> None:
         parse_regions(",".join(self.regions))
@@ -138,6 +151,11 @@ class RunConfig:
             raise ConfigError(f"not an IAM role name: {self.role_name!r}")
         if self.sse_kms_key_id is not None and not self.lake.startswith("s3://"):
             raise ConfigError("--sse-kms-key-id applies to S3 lakes (s3://bucket/prefix) only")
+        if self.full_output not in FULL_OUTPUT_MODES:
+            raise ConfigError(
+                f"--full-output must be one of {', '.join(FULL_OUTPUT_MODES)}: {self.full_output!r}"
+            )
+        check_output_cap(self.output_cap)
         if not 1 <= self.slices <= 32:
             raise ConfigError(f"--slices must be from 1 to 32, not {self.slices}")
 

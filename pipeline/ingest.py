@@ -27,11 +27,12 @@ from .errors import AwsError, Interrupted
 from .extract import AwsSettings, PageRetry, newest_requested_ms
 from .flatten import Lineage
 from .lake import Lake
+from .outputs import Fetcher, OutputOptions, OutputStats, Selecting, fetch_outputs
 from .pacing import Pacer
 from .redact import Redactor
-from .schema import COMMANDS, INVOCATIONS, MANAGED_INSTANCES, TIMESTAMP
+from .schema import COMMANDS, INVOCATIONS, MANAGED_INSTANCES, PLUGIN_OUTPUTS, TIMESTAMP
 from .spool import RegionWriter, SpooledRegion
-from .walk import Slice, follow_commands, slice_count, slices, walk_region, walk_sources
+from .walk import Slice, Writer, follow_commands, slice_count, slices, walk_region, walk_sources
 
 log = logging.getLogger("ssm_etl")
 
@@ -97,6 +98,8 @@ class RegionResult:
     expired: int = 0
     """Of those, invocations the API no longer returns (marked expired while open)."""
     purged_months: list[str] | None = None
+    outputs: OutputStats | None = None
+    """What --full-output stored and could not read (None: not asked for)."""
 
     @property
     def ok(self) -> bool:
@@ -123,6 +126,11 @@ class RegionResult:
             "managed_instances": self.managed_instances,
             "open_followed": self.followed,
             "expired_while_open": self.expired,
+            "outputs_fetched": None if self.outputs is None else self.outputs.fetched,
+            "outputs_unavailable": None if self.outputs is None else self.outputs.unavailable,
+            "outputs_unavailable_reasons": (
+                None if self.outputs is None else self.outputs.reason_list()
+            ),
         }
 
 
@@ -146,10 +154,15 @@ class IngestOptions:
     """Concurrent time slices per region (see `pipeline.walk`)."""
     sources: bool = True
     """Also read ListCommands and DescribeInstanceInformation (commands, managed_instances)."""
+    outputs: OutputOptions = field(default_factory=OutputOptions)
 
     @classmethod
     def from_config(cls, config: RunConfig) -> IngestOptions:
-        return cls(redactor=Redactor.from_options(config.redact), slices=config.slices)
+        return cls(
+            redactor=Redactor.from_options(config.redact),
+            slices=config.slices,
+            outputs=OutputOptions(config.full_output, config.output_cap),
+        )
 
 
 @dataclass(frozen=True)
@@ -166,6 +179,9 @@ class RegionJob:
     options: IngestOptions = field(default_factory=IngestOptions)
     open_commands: tuple[OpenCommand, ...] = ()
     stop: Stop = field(default_factory=Stop)
+    stored_outputs: tuple[tuple[str, str, int, str | None], ...] = ()
+    """(command, instance, plugin index, invocation status) of the full outputs the lake
+    holds for this region (--full-output): read again only if that status changed."""
 
 
 @dataclass
@@ -196,16 +212,37 @@ def ingest_region(job: RegionJob) -> RegionOutcome:
     result = RegionResult(job.run_id, job.account_id, job.region)
     result.window_start_ms = job.window_start_ms
     lineage = Lineage(job.account_id, job.region, job.run_id, result.started_ms)
-    client = job.settings.client(job.settings.session(), "ssm", job.region)
+    session = job.settings.session()
+    client = job.settings.client(session, "ssm", job.region)
     Pacer().attach(client)  # one pacer per account and region, for every slice
     options = job.options
     window = _slices(client, job.window_start_ms, options, job.region)
     failures: Counter[int | None] = Counter()  # InvalidNextToken per slice
     while True:
         writer = RegionWriter(job.lake.storage, job.run_id, job.account_id, job.region)
+        selecting = Selecting(writer, options.outputs.mode) if options.outputs.enabled else None
         try:
-            counts, stats = _walk(client, writer, lineage, window, job)
-            result.followed, result.expired = _follow(client, writer, lineage, job)
+            counts, stats = _walk(client, writer, lineage, window, job, selecting or writer)
+            result.followed, result.expired = _follow(
+                client, writer, lineage, job, selecting or writer
+            )
+            if selecting is not None:
+                # After the walk, so it never waits for these requests (see pipeline.outputs).
+                fetcher = Fetcher(
+                    job.settings,
+                    session,
+                    client,
+                    job.region,
+                    options=options.outputs,
+                    redactor=options.redactor,
+                    retry=options.retry,
+                    stop=job.stop.event,
+                )
+                stored = {(c, i, p): s for c, i, p, s in job.stored_outputs}
+                table, result.outputs = fetch_outputs(
+                    fetcher, selecting.selected(), lineage, stored
+                )
+                writer.add(PLUGIN_OUTPUTS, table)
             spooled = writer.close()
             break
         except AwsError as exc:
@@ -248,9 +285,16 @@ def ingest_region(job: RegionJob) -> RegionOutcome:
 
 
 def _walk(
-    client: Any, writer: RegionWriter, lineage: Lineage, window: list[Slice], job: RegionJob
+    client: Any,
+    writer: RegionWriter,
+    lineage: Lineage,
+    window: list[Slice],
+    job: RegionJob,
+    sink: Writer,
 ) -> tuple[dict[str, int], Any]:
-    """The window's invocations, and beside them the sources (ListCommands, inventory)."""
+    """The window's invocations, and beside them the sources (ListCommands, inventory).
+
+    Rows go to `sink`: the writer, or a `Selecting` in front of it."""
     options = job.options
     # The sources are a few sequential pages: walked beside the slices, they cost no time.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sources") as sources:
@@ -258,7 +302,7 @@ def _walk(
             sources.submit(
                 walk_sources,
                 client,
-                writer,
+                sink,
                 lineage,
                 job.window_start_ms,
                 retry=options.retry,
@@ -269,7 +313,7 @@ def _walk(
         )
         stats = walk_region(
             client,
-            writer,
+            sink,
             lineage,
             window,
             retry=options.retry,
@@ -282,7 +326,9 @@ def _walk(
     return counts, stats
 
 
-def _follow(client: Any, writer: RegionWriter, lineage: Lineage, job: RegionJob) -> tuple[int, int]:
+def _follow(
+    client: Any, writer: RegionWriter, lineage: Lineage, job: RegionJob, sink: Writer
+) -> tuple[int, int]:
     """Read again the open invocations from before the window; mark those the API lost.
 
     Returns (invocations followed, invocations expired while open).
@@ -291,7 +337,7 @@ def _follow(client: Any, writer: RegionWriter, lineage: Lineage, job: RegionJob)
         return 0, 0
     seen = follow_commands(
         client,
-        writer,
+        sink,
         lineage,
         [(c.command_id, c.requested_ms) for c in job.open_commands],
         retry=job.options.retry,

@@ -1,4 +1,5 @@
-"""The lake's own state for the next run: watermarks and the invocations still open.
+"""The lake's own state for the next run: watermarks, the invocations still open, and the
+full outputs already stored.
 
 Both come from the lake (the `ingest_runs` ledger and the `invocations`
 table), read once per run from one snapshot, so the lake carries its own state
@@ -14,7 +15,7 @@ import duckdb
 
 from .ingest import OpenCommand
 from .lake import Snapshot
-from .schema import INGEST_RUNS, INVOCATIONS, TABLES
+from .schema import INGEST_RUNS, INVOCATIONS, PLUGIN_OUTPUTS, TABLES
 from .views import sql_dir
 
 
@@ -22,6 +23,7 @@ from .views import sql_dir
 class RegionState:
     watermark_ms: int | None = None
     open_commands: list[OpenCommand] = field(default_factory=list)
+    stored_outputs: list[tuple[str, str, int, str | None]] = field(default_factory=list)
 
 
 def _query(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple]:
@@ -29,11 +31,14 @@ def _query(con: duckdb.DuckDBPyConnection, name: str) -> list[tuple]:
     return con.sql(string.Template(text).substitute({s.name: s.name for s in TABLES})).fetchall()
 
 
-def region_states(snapshot: Snapshot) -> dict[tuple[str, str], RegionState]:
-    """Per (account, region): its watermark and its open commands, oldest first."""
+def region_states(
+    snapshot: Snapshot, *, outputs: bool = False
+) -> dict[tuple[str, str], RegionState]:
+    """Per (account, region): its watermark, its open commands (oldest first) and, with
+    `outputs`, the full outputs stored."""
     states: dict[tuple[str, str], RegionState] = {}
     with duckdb.connect() as con:
-        for spec in (INGEST_RUNS, INVOCATIONS):
+        for spec in (INGEST_RUNS, INVOCATIONS, PLUGIN_OUTPUTS):
             con.register(spec.name, snapshot.dataset(spec))
         for account, region, watermark in _query(con, "watermarks"):
             states.setdefault((account, region), RegionState()).watermark_ms = watermark
@@ -42,4 +47,8 @@ def region_states(snapshot: Snapshot) -> dict[tuple[str, str], RegionState]:
         ):
             state = states.setdefault((account, region), RegionState())
             state.open_commands.append(OpenCommand(command, requested, month, tuple(instances)))
+        if outputs:
+            for account, region, *stored in _query(con, "stored_outputs"):
+                state = states.setdefault((account, region), RegionState())
+                state.stored_outputs.append(tuple(stored))  # type: ignore[arg-type]
     return states

@@ -89,6 +89,10 @@ class RunSummary:
             )
             if r.followed:
                 line += f" open_followed={r.followed} expired={r.expired}"
+            if r.outputs is not None:
+                line += f" outputs={r.outputs.fetched} unavailable={r.outputs.unavailable}"
+                if r.outputs.reasons:
+                    line += f" ({', '.join(r.outputs.reason_list())})"
             lines.append(line + (f"  error: {r.error}" if r.error else ""))
         accounts = {r.account_id for r in self.results}
         failed = [
@@ -97,9 +101,16 @@ class RunSummary:
             if not r.ok and r.status != "interrupted"
         ]
         totals = self.totals()
+        outputs = [r.outputs for r in self.results if r.outputs is not None]
         lines.append(
             f"  total: {len(self.results)} regions, {totals['invocations']} invocations, "
             f"{totals['plugins']} plugins, {totals['quarantined']} quarantined"
+            + (
+                f", {sum(o.fetched for o in outputs)} full outputs stored "
+                f"({sum(o.unavailable for o in outputs)} unavailable from a source)"
+                if outputs
+                else ""
+            )
             + (f"; FAILED: {', '.join(failed)}" if failed else "")
         )
         return "\n".join(lines)
@@ -209,7 +220,7 @@ def run_night(
     with lake.lock() as lease:
         upgrade(lake, plan.run_id)
         lake.ensure_tables(run_id=plan.run_id)
-        states = region_states(lake.snapshot())
+        states = region_states(lake.snapshot(), outputs=config.full_output != "none")
         log.info(
             "run %s: %d accounts, %d account-regions",
             plan.run_id,
@@ -293,6 +304,7 @@ def _job(
         options=IngestOptions.from_config(config),
         open_commands=open_commands,
         stop=stop,
+        stored_outputs=tuple(state.stored_outputs),
     )
 
 

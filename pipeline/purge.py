@@ -32,6 +32,7 @@ from .schema import (
     INGEST_RUNS,
     INVOCATIONS,
     MANAGED_INSTANCES,
+    PLUGIN_OUTPUTS,
     QUARANTINE,
     TABLES,
     TableSpec,
@@ -39,7 +40,7 @@ from .schema import (
 from .storage import Lease
 from .views import sql_literal, table_source
 
-MONTHLY = (COMMAND_PLUGINS, COMMANDS)
+MONTHLY = (COMMAND_PLUGINS, COMMANDS, PLUGIN_OUTPUTS)
 """Monthly tables purged with `invocations`, month for month."""
 
 

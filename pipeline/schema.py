@@ -192,6 +192,11 @@ INGEST_RUNS_SCHEMA = pa.schema(
         pa.field("managed_instances", pa.int64()),
         pa.field("open_followed", pa.int64()),
         pa.field("expired_while_open", pa.int64()),
+        # --full-output: plugins whose full output was stored, and outputs (stdout or
+        # stderr) a full source could not give, with "<source> <code>: <count>" reasons.
+        pa.field("outputs_fetched", pa.int64()),
+        pa.field("outputs_unavailable", pa.int64()),
+        pa.field("outputs_unavailable_reasons", pa.list_(pa.string())),
     ]
 )
 """The run ledger: one row per run x account x region (and one per purge).
@@ -199,6 +204,45 @@ INGEST_RUNS_SCHEMA = pa.schema(
 `watermark` is the newest RequestedDateTime committed for the region as of
 this run; the next run reads its window from the newest successful one.
 """
+
+
+def _stream(name: str) -> list[pa.Field]:
+    """One stream's stored text and where it came from (see `pipeline.outputs`)."""
+    return [
+        pa.field(name, pa.string()),
+        # s3, cloudwatch or get_command_invocation; NULL when no source could give it.
+        pa.field(f"{name}_source", pa.string()),
+        pa.field(f"{name}_bytes", pa.int64()),
+        # The source's own cut (GetCommandInvocation: 24,000 / 8,000 characters).
+        pa.field(f"{name}_truncated", pa.bool_()),
+        pa.field(f"{name}_truncated_at", pa.int64()),
+        # Our --output-cap, in bytes, when it cut the stored text.
+        pa.field(f"{name}_capped_at", pa.int64()),
+        # Sources that failed before the one used: "s3 AccessDenied; cloudwatch ...".
+        pa.field(f"{name}_unavailable", pa.string()),
+    ]
+
+
+PLUGIN_OUTPUTS_SCHEMA = pa.schema(
+    [
+        pa.field("account_id", pa.string(), nullable=False),
+        pa.field("region", pa.string(), nullable=False),
+        pa.field("command_id", pa.string(), nullable=False),
+        pa.field("instance_id", pa.string(), nullable=False),
+        pa.field("requested_date", pa.date32(), nullable=False),
+        pa.field("requested_date_time", TIMESTAMP, nullable=False),
+        pa.field("document_name", pa.string()),
+        pa.field("plugin_index", pa.int32(), nullable=False),
+        pa.field("name", pa.string()),
+        # The invocation's status when fetched: a later run fetches again only if it changed.
+        pa.field("invocation_status", pa.string()),
+        pa.field("status", pa.string()),
+        *_stream("stdout"),
+        *_stream("stderr"),
+        *_LINEAGE,
+    ]
+)
+"""--full-output: the full stdout and stderr of selected plugins, keyed like command_plugins."""
 
 
 MONTH = pa.field("requested_month", pa.string(), nullable=False)
@@ -281,7 +325,30 @@ MANAGED_INSTANCES = TableSpec(
     snapshot=True,
 )
 
-TABLES = (INVOCATIONS, COMMAND_PLUGINS, COMMANDS, MANAGED_INSTANCES, QUARANTINE, INGEST_RUNS)
-COMMIT_ORDER = (COMMAND_PLUGINS, INVOCATIONS, COMMANDS, MANAGED_INSTANCES, QUARANTINE, INGEST_RUNS)
+PLUGIN_OUTPUTS = TableSpec(
+    name="plugin_outputs",
+    schema=PLUGIN_OUTPUTS_SCHEMA,
+    key=COMMAND_PLUGINS.key,
+    month_from="requested_date",
+)
+
+TABLES = (
+    INVOCATIONS,
+    COMMAND_PLUGINS,
+    COMMANDS,
+    MANAGED_INSTANCES,
+    QUARANTINE,
+    INGEST_RUNS,
+    PLUGIN_OUTPUTS,
+)
+COMMIT_ORDER = (
+    COMMAND_PLUGINS,
+    PLUGIN_OUTPUTS,
+    INVOCATIONS,
+    COMMANDS,
+    MANAGED_INSTANCES,
+    QUARANTINE,
+    INGEST_RUNS,
+)
 """A batch commits its tables in this order: an invocation's plugins before the invocation,
 and the ledger (whose rows carry the regions' new watermarks) last."""

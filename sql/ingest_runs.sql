@@ -1,5 +1,7 @@
 -- The run ledger: one row per run x account x region (and per purge), with the
--- window it read, what it committed, its outcome and the watermark after it.
+-- window it read, what it committed, its outcome and the watermark after it; with
+-- --full-output, the plugins whose full output it stored and the outputs a source could
+-- not give, with the reasons.
 CREATE OR REPLACE VIEW ingest_runs AS
 SELECT
     run_id,
@@ -20,5 +22,8 @@ SELECT
     commands,
     managed_instances,
     open_followed,
-    expired_while_open
+    expired_while_open,
+    outputs_fetched,
+    outputs_unavailable,
+    outputs_unavailable_reasons
 FROM ${ingest_runs};
