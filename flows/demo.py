@@ -50,6 +50,13 @@ GROUP BY region
 ORDER BY region
 """
 
+_FAILURE_WITH_OUTPUT = """
+SELECT command_id, instance_id FROM failed_invocations
+WHERE full_stderr_tail <> '' OR full_stdout_tail <> ''
+ORDER BY requested_date_time DESC, command_id, instance_id
+LIMIT 1
+"""
+
 
 @contextmanager
 def _demo_credentials() -> Iterator[None]:
@@ -65,12 +72,21 @@ def _demo_credentials() -> Iterator[None]:
 
 
 def run_demo(lake_dir: str, *, seed: int = 7, now: datetime | None = None) -> int:
-    """Serve a seeded fleet, run the nightly flow over every enabled region, summarise."""
+    """Serve a seeded fleet, run the nightly flow over every enabled region, summarise.
+
+    The run stores the full output of failed commands (`--full-output failed`, redacted
+    with the built-in AWS patterns), which the report shows for the top failures."""
     spec = FleetSpec(seed=seed, now=now)
     with Emulator(spec, host="127.0.0.1", port=0) as emulator:
         print(f"emulator: {emulator.url} (regions with a fleet: {', '.join(spec.regions)})")
         with _demo_credentials(), prefect_api():
-            summary = nightly(lake=lake_dir, regions=["all"], endpoint_url=emulator.url)
+            summary = nightly(
+                lake=lake_dir,
+                regions=["all"],
+                endpoint_url=emulator.url,
+                full_output="failed",
+                redact=["aws"],
+            )
     print(summary.render())
     lake = Lake.open(lake_dir)
     print("\nInvocations by region (last 30 days):")
@@ -78,6 +94,8 @@ def run_demo(lake_dir: str, *, seed: int = 7, now: datetime | None = None) -> in
     print("\nAWS-RunPatchBaseline success in the last 7 days, per instance:")
     print(render(run_query(lake, _SUMMARY_PATCH), "table"))
     where = Path(lake_dir)
+    failure = run_query(lake, _FAILURE_WITH_OUTPUT).to_pylist()
+    example = " ".join(failure[0].values()) if failure else "COMMAND_ID INSTANCE_ID"
     today = (now or datetime.now(UTC)).date()
     report = where / "report.html"
     report.write_text(build_report(lake, start=today - timedelta(days=29), end=today), "utf-8")
@@ -90,6 +108,7 @@ def run_demo(lake_dir: str, *, seed: int = 7, now: datetime | None = None) -> in
         "\nQuery it yourself, e.g.:\n"
         f'  ssm-etl sql --lake {where} "SELECT * FROM failed_invocations LIMIT 10"\n'
         f'  ssm-etl sql --lake {where} --format csv "SELECT * FROM compliance_daily"\n'
+        f"  ssm-etl output --lake {where} {example}   (a failure's full output)\n"
         f"  any Delta Lake reader (deltalake, polars.scan_delta, Spark): {where.resolve()}/invocations"
     )
     return summary.exit_code

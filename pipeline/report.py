@@ -49,6 +49,8 @@ td:last-child { white-space: normal; }
 th { background: #f4f4f4; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.bad td { background: #fdecea; }
+pre { background: #f7f7f7; border: 1px solid #e4e4e4; padding: .5em .7em; font-size: 12px;
+      overflow-x: auto; white-space: pre-wrap; max-height: 24em; }
 svg { display: block; margin: .6em 0; max-width: 100%; height: auto; }
 svg text { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; fill: #333; }
 svg .chart-title { font-size: 15px; font-weight: 600; }
@@ -85,6 +87,7 @@ def build_report(
         )
         instances = run_report_query(con, "top_failing_instances", {**dates, "limit": TOP})
         plugins = run_report_query(con, "top_failing_plugins", {**dates, "limit": TOP})
+        outputs = run_report_query(con, "failure_outputs", {**dates, "limit": TOP})
     finally:
         con.close()
     freshness = region_status(lake, now=as_of_time, as_of=as_of)
@@ -107,6 +110,7 @@ def build_report(
             _compliance_section(non_compliant),
             _instances_section(instances),
             _plugins_section(plugins),
+            _outputs_section(outputs),
             _freshness_section(freshness),
         ]
     return "\n".join(
@@ -287,6 +291,34 @@ def _plugins_section(rows: list[dict[str, Any]]) -> str:
         table_id="top-plugins-table",
     )
     return _section("top-plugins", "Top failing plugins", chart + table)
+
+
+def _outputs_section(rows: list[dict[str, Any]]) -> str:
+    """The last lines of the full output of the top failing instances' latest failures."""
+    title = "Full output of the top failures"
+    if not rows:
+        return _section(
+            "failure-outputs",
+            title,
+            _nothing(
+                "No full output stored for failures in this range "
+                "(runs store it with --full-output failed)."
+            ),
+        )
+    parts = []
+    for r in rows:
+        heading = (
+            f"{r['instance_name'] or r['instance_id']} ({r['account_id']} {r['region']}): "
+            f"{r['document_name']} / {r['plugin_name']}, {r['status']} at "
+            f"{_when(r['requested_date_time'])}, {_count(r['failures'], 'failure')} "
+            f"(command {r['command_id']})"
+        )
+        parts.append(f"<h3>{escape(heading)}</h3>")
+        for stream in ("stdout", "stderr"):
+            text = r[f"{stream}_tail"]
+            if text:
+                parts.append(f"<p>Last lines of {stream}:</p>\n<pre>{escape(text)}</pre>")
+    return _section("failure-outputs", title, "\n".join(parts))
 
 
 def _freshness_section(report: StatusReport) -> str:
