@@ -32,6 +32,7 @@ def test_the_commands_are_the_documented_ones():
         "deploy",
         "emulator",
         "history",
+        "output",
         "purge",
         "report",
         "run",
@@ -424,7 +425,7 @@ def test_history_table_format(capsys, two_runs):
         "rows_updated",
         "rows_deleted",
     ]
-    assert lines[-1] == "(10 rows)"  # 6 tables created, then 2 runs x (invocations, ledger)
+    assert lines[-1] == "(11 rows)"  # 7 tables created, then 2 runs x (invocations, ledger)
 
 
 @pytest.mark.parametrize(

@@ -44,6 +44,10 @@ TBLPROPERTIES ('table_type' = 'DELTA');
 CREATE EXTERNAL TABLE IF NOT EXISTS `ssm_etl`.`ingest_runs`
 LOCATION 's3://bucket/lake/ingest_runs/'
 TBLPROPERTIES ('table_type' = 'DELTA');
+
+CREATE EXTERNAL TABLE IF NOT EXISTS `ssm_etl`.`plugin_outputs`
+LOCATION 's3://bucket/lake/plugin_outputs/'
+TBLPROPERTIES ('table_type' = 'DELTA');
 """
 
 TRINO = """\
@@ -66,6 +70,9 @@ table_location => 's3://bucket/lake/quarantine');
 
 CALL delta.system.register_table(schema_name => 'ssm_etl', table_name => 'ingest_runs', \
 table_location => 's3://bucket/lake/ingest_runs');
+
+CALL delta.system.register_table(schema_name => 'ssm_etl', table_name => 'plugin_outputs', \
+table_location => 's3://bucket/lake/plugin_outputs');
 """
 
 SPARK = """\
@@ -85,6 +92,9 @@ CREATE TABLE IF NOT EXISTS ssm_etl.quarantine USING DELTA LOCATION 's3://bucket/
 
 CREATE TABLE IF NOT EXISTS ssm_etl.ingest_runs USING DELTA LOCATION \
 's3://bucket/lake/ingest_runs';
+
+CREATE TABLE IF NOT EXISTS ssm_etl.plugin_outputs USING DELTA LOCATION \
+'s3://bucket/lake/plugin_outputs';
 """
 
 GOLDEN = {"athena": ATHENA, "trino": TRINO, "spark": SPARK}

@@ -271,6 +271,9 @@ def test_report_views_and_macros_have_these_columns(lake):
             ("failed_plugin_name", "VARCHAR"),
             ("failed_plugin_response_code", "INTEGER"),
             ("failed_plugin_output", "VARCHAR"),
+            ("failed_plugin_index", "INTEGER"),
+            ("full_stdout_tail", "VARCHAR"),
+            ("full_stderr_tail", "VARCHAR"),
         ],
         "plugin_failures": [
             ("document_name", "VARCHAR"),
@@ -409,14 +412,14 @@ def test_instance_last_run_counts_the_latest_finished_failures(history):
 def test_failed_invocations_name_their_first_failed_plugin(fleet):
     assert rows(fleet, "SELECT * FROM failed_invocations") == [
         (ACCOUNT, REGION, "cmd-patch", "i-02", None, PATCH, T2, "Failed", "Failed",
-         "PatchLinux", 1, "patch failed"),
+         "PatchLinux", 1, "patch failed", 0, None, None),
         (ACCOUNT, REGION, "cmd-shell", "i-02", "web-02", SHELL, T, "Failed", "Failed",
-         "build", 2, "E" * 200),
+         "build", 2, "E" * 200, 1, None, None),
         (ACCOUNT, REGION, "cmd-shell", "i-03", None, SHELL, T, "TimedOut", "ExecutionTimedOut",
-         "aws:runShellScript", -1, "timeout"),
+         "aws:runShellScript", -1, "timeout", 0, None, None),
         (ACCOUNT, REGION, "cmd-shell", "i-05", None, SHELL, T, "Failed", "Undeliverable",
-         None, None, None),
-    ]  # fmt: skip
+         None, None, None, None, None, None),
+    ]  # no full output stored here (--full-output: tests/test_full_output.py)  # fmt: skip
 
 
 def test_plugin_failures_by_document_plugin_and_code(fleet):
