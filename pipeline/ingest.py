@@ -2,7 +2,8 @@
 
 A region task reads its window (from `watermark - lookback`; everything on a
 first run) in concurrent time slices, follows the invocations the lake still
-holds as open from before that window, and spools what it read
+holds as open from before that window, reads the full output of the plugins
+`--full-output` selects (`pipeline.outputs`), and spools what it read
 (`pipeline.spool`). It never commits: the run's committer does
 (`pipeline.commit`), together with other regions. A task that fails discards
 its spool; the watermark then stays where it was.
@@ -226,23 +227,8 @@ def ingest_region(job: RegionJob) -> RegionOutcome:
             result.followed, result.expired = _follow(
                 client, writer, lineage, job, selecting or writer
             )
-            if selecting is not None:
-                # After the walk, so it never waits for these requests (see pipeline.outputs).
-                fetcher = Fetcher(
-                    job.settings,
-                    session,
-                    client,
-                    job.region,
-                    options=options.outputs,
-                    redactor=options.redactor,
-                    retry=options.retry,
-                    stop=job.stop.event,
-                )
-                stored = {(c, i, p): s for c, i, p, s in job.stored_outputs}
-                table, result.outputs = fetch_outputs(
-                    fetcher, selecting.selected(), lineage, stored
-                )
-                writer.add(PLUGIN_OUTPUTS, table)
+            if selecting is not None:  # after the walk: it never waits for these requests
+                result.outputs = _read_outputs(job, session, client, lineage, selecting, writer)
             spooled = writer.close()
             break
         except AwsError as exc:
@@ -324,6 +310,32 @@ def _walk(
     if MANAGED_INSTANCES.name in counts:  # read whole (not skipped for lack of permission)
         writer.snapshot_taken(MANAGED_INSTANCES)
     return counts, stats
+
+
+def _read_outputs(
+    job: RegionJob,
+    session: Any,
+    client: Any,
+    lineage: Lineage,
+    selecting: Selecting,
+    writer: RegionWriter,
+) -> OutputStats:
+    """The full output of the plugins the walk selected (--full-output; `pipeline.outputs`)."""
+    options = job.options
+    fetcher = Fetcher(
+        job.settings,
+        session,
+        client,
+        job.region,
+        options=options.outputs,
+        redactor=options.redactor,
+        retry=options.retry,
+        stop=job.stop.event,
+    )
+    stored = {(c, i, p): s for c, i, p, s in job.stored_outputs}
+    table, stats = fetch_outputs(fetcher, selecting.selected(), lineage, stored)
+    writer.add(PLUGIN_OUTPUTS, table)
+    return stats
 
 
 def _follow(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -56,7 +57,12 @@ def test_demo_runs_offline_and_its_lake_holds_the_fleet(tmp_path, prefect_api):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Query it yourself" in done.stdout
-    assert (lake / "report.html").read_text().startswith("<!DOCTYPE html>")
+    report = (lake / "report.html").read_text()
+    assert report.startswith("<!DOCTYPE html>")
+    # --full-output failed: the report shows the last lines of the top failures' full output.
+    assert "full outputs stored" in done.stdout and "ssm-etl output --lake" in done.stdout
+    section = report.split('<section id="failure-outputs">', 1)[1].split("</section>", 1)[0]
+    assert "Last lines of stderr" in section and "<pre>" in section
     spec = FleetSpec(seed=7, now=NOW)
     with Emulator(spec) as emulator:
         expected = {r: len(emulator.ground_truth(spec.account_id, r)) for r in spec.regions}
@@ -82,6 +88,10 @@ def test_demo_runs_offline_and_its_lake_holds_the_fleet(tmp_path, prefect_api):
         params=[NOW],
     ).fetchall()
     assert not_patched[0][0] > 0, "the demo fleet has instances out of compliance to find"
+    tails = database.sql(
+        "SELECT full_stderr_tail FROM failed_invocations WHERE full_stderr_tail <> ''"
+    ).fetchall()
+    assert any(html.escape(t) in section for (t,) in tails), "a failure's full stderr"
 
     # Every example the README gives answers with rows on this lake (issue 14.8).
     queries = readme_queries()

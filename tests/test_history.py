@@ -120,9 +120,10 @@ def test_history_lists_every_commit_newest_first(two_runs):
         ("ingest_runs", 0, "create table", None),
         ("invocations", 0, "create table", None),
         ("managed_instances", 0, "create table", None),
+        ("plugin_outputs", 0, "create table", None),
         ("quarantine", 0, "create table", None),
     ]
-    assert got[-6:] == [row for row in got if row[2] == "create table"], "the oldest last"
+    assert got[-7:] == [row for row in got if row[2] == "create table"], "the oldest last"
 
 
 def test_history_limit_is_the_newest_commits_of_each_table(two_runs):
@@ -134,6 +135,7 @@ def test_history_limit_is_the_newest_commits_of_each_table(two_runs):
         ("ingest_runs", 2),
         ("invocations", 2),
         ("managed_instances", 0),
+        ("plugin_outputs", 0),
         ("quarantine", 0),
     ]
 
