@@ -281,6 +281,25 @@ def test_failed_invocations_report_and_output_command_show_the_full_output(emula
     assert any(escape(f["full_stderr_tail"]) in html for f in same_day)
 
 
+def test_output_requests_are_paced_under_a_throttle(prefect_api, tmp_path):
+    """GetCommandInvocation throttled at 4 requests/s (its own bucket): its pacer holds the
+    readers near that rate, so no output is given up and the run succeeds."""
+    with Emulator(spec(regions=(REGION,))) as throttled:
+        throttled.set_faults({"regions": {REGION: {"throttle_rate": 4, "throttle_burst": 1}}})
+        first = len(throttled.request_log)
+        summary = night(throttled, tmp_path / "lake", regions=(REGION,), full_output="failed")
+        log = throttled.request_log[first:]
+    asked = [e for e in log if e["operation"] == "GetCommandInvocation"]
+    refused = [e for e in asked if e["fault"] and "throttl" in e["fault"]]
+    assert summary.exit_code == 0 and summary.results[0].outputs is not None
+    assert summary.results[0].outputs.fetched and not [
+        r for r in summary.results[0].outputs.reasons if "Throttl" in r
+    ]
+    # Paced: about a third are throttled, mostly before the pacer has measured the rate;
+    # without the pacer, about two thirds (and twice the requests).
+    assert len(asked) >= 10 and 2 * len(refused) <= len(asked), (len(refused), len(asked))
+
+
 # Last: it adds two nights to the shared lake.
 def test_a_quiet_night_reads_nothing_again_and_a_changed_state_is_read_again(emulator, full):
     again = Night(emulator, full.lake)
