@@ -84,6 +84,9 @@ def _one_line_error(capsys, argv: list[str], code: int = 2) -> str:
             "12 digits",
             id="account-escaping-lake",
         ),
+        pytest.param(
+            ["--regions", "us-east-1", "--output-cap", "100"], "--output-cap", id="tiny-cap"
+        ),
     ],
 )
 def test_run_rejects_bad_input_and_writes_nothing(capsys, tmp_path, argv, fragment):
