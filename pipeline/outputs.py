@@ -4,8 +4,9 @@ ListCommandInvocations cuts each plugin's Output at 2,500 characters, and what
 explains a failure is usually at the end. After a region's walk, the plugins
 selected (`failed`: those of invocations that ended Failed or TimedOut, the
 undeliverable ones included; `all`: those of every finished invocation) whose
-Output was cut or shows a stderr are read again, each stream from the first
-place that has it:
+Output does not hold all they printed (it was cut, or it shows a stderr that
+has to be told from stdout), or that have a full copy in S3 or CloudWatch
+Logs, are read again, each stream from the first place that has it:
 
 1. S3, when the command had an output bucket (the plugin's StandardOutputUrl
    and StandardErrorUrl): everything the plugin printed;
@@ -171,7 +172,8 @@ class Text:
     """One stream as a source gave it."""
 
     text: str
-    source: str
+    source: str | None
+    """None: not read, the Output shows the stream is empty."""
     size: int
     """Bytes the source holds (for CloudWatch beyond the cap: the bytes read)."""
     truncated_at: int | None = None
@@ -263,7 +265,7 @@ class Fetcher:
             # an empty stream with nothing at all.
             shown = row[f"{stream}_shown"]
             if not shown and not (row["cut"] and stream == "stderr"):
-                out.update(self._columns(stream, Text("", "", 0), []) | {f"{stream}_source": None})
+                out.update(self._columns(stream, Text("", None, 0), []))
                 continue
             text, tried = None, []
             for source, read in self._sources(row, stream, content):
