@@ -2,7 +2,8 @@
 
 The environment is set here, at the edge: dummy AWS credentials (every
 endpoint is local), no telemetry, and a throwaway Prefect home so the
-temporary Prefect server never shares a database with another process.
+Prefect servers the CLI starts never share a database with another process.
+Every subprocess (the CLI, the baseline) inherits it.
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 from .results import Row, render
+from .timing import timed
 
-BENCHMARKS = ("extract", "throttle", "memory", "queries")
+BENCHMARKS = ("run", "throttle", "quiet", "open", "queries", "night")
 
 
 def _environment(scratch: Path) -> None:
@@ -25,7 +28,7 @@ def _environment(scratch: Path) -> None:
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
         "AWS_EC2_METADATA_DISABLED": "true",
-        "RUNTIME__DLTHUB_TELEMETRY": "false",
+        "DO_NOT_TRACK": "1",
         "PREFECT_HOME": str(scratch / "prefect"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_LEVEL": "WARNING",
@@ -37,9 +40,13 @@ def _environment(scratch: Path) -> None:
 
 def _machine() -> str:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
     return (
-        f"{datetime.now(UTC):%Y-%m-%d}, {os.cpu_count()} CPUs, {memory:.0f} GB RAM, "
-        f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, commit {commit or '?'}, {os.cpu_count()} CPUs, "
+        f"{memory:.0f} GB RAM, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}"
     )
 
 
@@ -57,20 +64,16 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="volume of the query lakes (default: --scale)",
     )
-    parser.add_argument("--rounds", type=int, default=3, help="extraction rounds, best kept")
     parser.add_argument(
-        "--throttle-runs",
+        "--rounds", type=int, default=2, help="run: interleaved rounds, best time kept"
+    )
+    parser.add_argument(
+        "--repeats",
         type=int,
-        default=3,
-        help="throttle: flows timed, each in a fresh process (default %(default)s)",
+        default=2,
+        help="throttle and quiet: runs of each setting, median shown (default %(default)s)",
     )
     parser.add_argument("--fetch", action="store_true", help="queries: also fetch every column")
-    parser.add_argument(
-        "--query-limit",
-        type=float,
-        default=60.0,
-        help="seconds after which a query over the uncompacted lake is stopped (default %(default)s)",
-    )
     parser.add_argument(
         "--work",
         type=Path,
@@ -88,29 +91,40 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     for name in chosen:
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        rows += _run(name, args)
-    print(f"machine: {_machine()}; scale {args.scale}")
+        found, took = timed(lambda name=name: _run(name, args))
+        print(f"{name}: {took.wall:.0f} s\n{render(found)}", file=sys.stderr, flush=True)
+        rows += found
+    query_scale = args.query_scale if args.query_scale is not None else args.scale
+    print(f"run: {_machine()}; --scale {args.scale}, --query-scale {query_scale}")
     print(render(rows))
     return 0
 
 
 def _run(name: str, args: argparse.Namespace) -> list[Row]:
-    if name == "extract":
-        from . import extraction
+    query_scale = args.query_scale if args.query_scale is not None else args.scale
+    if name == "run":
+        from . import marginal
 
-        return extraction.run(args.scale, args.rounds)
+        return marginal.run(args.scale, args.rounds)
     if name == "throttle":
         from . import throttle
 
-        return throttle.run(args.scale, args.throttle_runs)
-    if name == "memory":
-        from . import memory
+        return throttle.run(args.scale, args.repeats)
+    if name == "quiet":
+        from . import quiet
 
-        return memory.run(args.scale)
-    from . import queries
+        return quiet.run(args.scale, args.repeats)
+    if name == "open":
+        from . import open_commands
 
-    scale = args.query_scale if args.query_scale is not None else args.scale
-    return queries.run(scale, args.work / "lakes", fetch=args.fetch, limit=args.query_limit)
+        return open_commands.run(args.scale)
+    if name == "queries":
+        from . import queries
+
+        return queries.run(query_scale, args.work, fetch=args.fetch)
+    from . import reread
+
+    return reread.run(query_scale, args.work)
 
 
 if __name__ == "__main__":

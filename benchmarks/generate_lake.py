@@ -1,23 +1,24 @@
-"""Write a year of lake history directly, as nightly runs would leave it, in two shapes.
+"""Write a year of lake history directly as Delta tables, as 365 nightly runs would leave it.
 
-- `compacted`: what the pipeline keeps: one file per table per
-  account/region/month, sorted newest first, holding the latest version of
-  each invocation (the compactor's output).
-- `uncompacted`: what 365 nightly commits leave without compaction: one
-  file per partition a night touched, each night re-reading a `lookback` of
-  earlier days (the default 48 hours), so an invocation is stored
-  lookback + 1 times and the views' dedup does the rest.
+What the pipeline keeps after a year of nights: each table a Delta table in
+the project's schemas (`pipeline.schema`, created by `Lake.create` and
+`Lake.ensure_tables`, so `lake.json` and the table layout are the real
+ones), one row per key in its latest state, and partitions compacted by
+optimize (about one file per table and account/region/month). Beside
+invocations and plugins: each night's commands (ListCommands rows), the
+latest inventory snapshot per account and region (a run's snapshot replaces
+the previous one), and one ledger row per night and region.
 
-Beside invocations and plugins, each night's commands (ListCommands rows)
-and an inventory snapshot per account and region (DescribeInstanceInformation,
-kept every night as the pipeline keeps it: 3.7 million rows after a year).
+Invocations still open (`Delayed`) when they left SSM's 30-day retention are
+marked `expired_while_open_at`, as the nightly follow-up would have marked
+them; the ones still inside the retention stay open, and a night follows them.
 
 Full scale is 10 accounts x 4 regions, 5 million invocations and 15 million
-plugin rows over 365 days; `--scale` multiplies the volume (the file count
-of each shape does not change). Generation streams one account/region at a
-time, so memory stays at a month of one partition.
+plugin rows over 365 days; `--scale` multiplies the volume (the partition
+count does not change). Each account/region is written in one append per
+table (a Delta commit), so memory stays at one account/region's year.
 
-    python -m benchmarks.generate_lake --out /tmp/ssm-lakes --scale 0.1
+    python -m benchmarks.generate_lake --out /tmp/ssm-lake --scale 0.1
 """
 
 from __future__ import annotations
@@ -26,23 +27,20 @@ import argparse
 import hashlib
 import json
 import shutil
-import uuid
-from collections import deque
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.compute as pc
 
+from pipeline.commit import metadata, writer_properties
 from pipeline.lake import FORMAT_VERSION, Lake
 from pipeline.schema import (
     COMMAND_PLUGINS,
     COMMANDS,
     INGEST_RUNS,
-    INGEST_RUNS_SCHEMA,
     INVOCATIONS,
     MANAGED_INSTANCES,
     TIMESTAMP,
@@ -53,9 +51,9 @@ from . import synthetic
 
 FULL_INVOCATIONS = 5_000_000
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2", "us-west-2")
-SHAPES = ("compacted", "uncompacted")
-TABLES_WRITTEN = ["invocations", "command_plugins", "commands", "managed_instances", "ingest_runs"]
-"""In the marker, so that lakes from a generator that wrote fewer tables are rebuilt."""
+RETENTION_DAYS = 30
+GENERATOR = 2
+"""Bumped when the lake this writes changes, so that a lake kept in --work is rebuilt."""
 
 
 @dataclass(frozen=True)
@@ -65,13 +63,16 @@ class LakeSpec:
     regions: tuple[str, ...] = REGIONS
     days: int = 365
     last_day: str = "2026-06-29"
-    lookback_days: int = 2
     seed: int = 7
 
     @property
     def per_day(self) -> int:
         partitions = self.accounts * len(self.regions) * self.days
         return max(1, round(FULL_INVOCATIONS * self.scale / partitions))
+
+    @property
+    def invocations(self) -> int:
+        return self.per_day * self.accounts * len(self.regions) * self.days
 
     def account_ids(self) -> list[str]:
         """Twelve digits; the first has a leading zero, which must survive."""
@@ -84,7 +85,7 @@ class LakeSpec:
 
 @dataclass(frozen=True)
 class Night:
-    """The run that ingests `day` and the lookback before it, at 02:00 UTC the day after."""
+    """The run that ingests `day`, at 02:00 UTC the day after."""
 
     day: date
     run_id: str
@@ -96,155 +97,128 @@ class Night:
         tag = hashlib.sha256(f"{seed}:{account}:{day}".encode()).hexdigest()[:8]
         return cls(day, f"{at:%Y%m%dT%H%M%SZ}-{tag}", int(at.timestamp() * 1000))
 
-    def stamp(self, table: pa.Table) -> pa.Table:
-        n = table.num_rows
-        table = table.append_column("run_id", pa.array([self.run_id] * n, pa.string()))
-        ingested = pa.array(np.full(n, self.ingested_ms), pa.int64())
-        return table.append_column("ingested_at", ingested.cast(TIMESTAMP))
+
+def complete(
+    spec: TableSpec, drawn: pa.Table, account: str, region: str, night: Night, **extra: pa.Array
+) -> pa.Table:
+    """A drawn table in `spec`'s Delta schema: partition, lineage and kept columns added."""
+    n = drawn.num_rows
+    given = {
+        "account_id": pa.repeat(pa.scalar(account), n),
+        "region": pa.repeat(pa.scalar(region), n),
+        "run_id": pa.repeat(pa.scalar(night.run_id), n),
+        "ingested_at": pa.array(np.full(n, night.ingested_ms), pa.int64()).cast(TIMESTAMP),
+        **extra,
+    }
+    if spec.month_from is not None:
+        moment = drawn.column(spec.month_from).cast(pa.timestamp("ms"))
+        given["requested_month"] = pc.strftime(moment, "%Y-%m")
+    columns = []
+    for field in spec.table_schema:
+        if field.name in given:
+            column = given[field.name]
+        elif field.name in drawn.column_names:
+            column = drawn.column(field.name)
+        else:
+            column = pa.nulls(n, field.type)
+        columns.append(column.cast(field.type) if column.type != field.type else column)
+    return pa.Table.from_arrays(columns, schema=spec.table_schema)
 
 
-@dataclass
-class Day:
-    day: date
-    invocations: pa.Table
-    plugins: pa.Table
-    commands: pa.Table
-    inventory: pa.Table
-    """The managed instances as the night that first reads `day` lists them."""
+def _expired(invocations: pa.Table, last_day: date) -> pa.Array:
+    """When the nightly follow-up found each open invocation gone from the API (else null)."""
+    requested = invocations.column("requested_date_time").cast(pa.int64()).to_numpy()
+    is_open = pc.equal(invocations.column("status"), "Delayed").to_numpy(zero_copy_only=False)
+    cutoff = datetime(last_day.year, last_day.month, last_day.day, tzinfo=UTC)
+    cutoff_ms = int((cutoff - timedelta(days=RETENTION_DAYS)).timestamp() * 1000)
+    gone = is_open & (requested < cutoff_ms)
+    at = requested + (RETENTION_DAYS + 1) * synthetic.DAY_MS
+    return pa.array(at, pa.int64(), mask=~gone).cast(TIMESTAMP)
 
 
-class PartitionWriter:
-    """Writes month files for one account/region of one lake, in the lake's layout."""
-
-    def __init__(self, root: Path, account: str, region: str) -> None:
-        self.root, self.account, self.region = root, account, region
-        self.files = 0
-
-    def write(self, days: list[Day], night: Night, suffix: str = "") -> None:
-        """One file per table and month among `days` (given newest first), stamped by `night`."""
-        months: dict[str, list[Day]] = {}
-        for item in days:
-            months.setdefault(f"{item.day:%Y-%m}", []).append(item)
-        for month, group in months.items():
-            for spec, tables in (
-                (COMMAND_PLUGINS, [d.plugins for d in group]),
-                (INVOCATIONS, [d.invocations for d in group]),
-                (COMMANDS, [d.commands for d in group]),
-            ):
-                self._write(spec, month, night.stamp(pa.concat_tables(tables)), night, suffix)
-
-    def snapshots(self, tables: list[pa.Table], night: Night, suffix: str = "") -> None:
-        """Inventory snapshots (already stamped), one file in the account/region partition."""
-        self._write(MANAGED_INSTANCES, None, pa.concat_tables(tables), night, suffix)
-
-    def _write(
-        self, spec: TableSpec, month: str | None, table: pa.Table, night: Night, suffix: str
-    ) -> None:
-        directory = self.root / spec.name / self._partition(month)
-        directory.mkdir(parents=True, exist_ok=True)
-        name = f"part-{night.run_id}-{suffix}{uuid.uuid4().hex[:8]}.parquet"
-        pq.write_table(table.cast(spec.file_schema), directory / name, compression="zstd")
-        self.files += 1
-
-    def ledger(self, rows: list[dict[str, object]], run_id: str) -> None:
-        directory = self.root / INGEST_RUNS.name / self._partition(None)
-        directory.mkdir(parents=True, exist_ok=True)
-        table = pa.Table.from_pylist(rows, schema=INGEST_RUNS_SCHEMA)
-        name = f"part-{run_id}-{uuid.uuid4().hex[:8]}.parquet"
-        pq.write_table(table.select(INGEST_RUNS.file_schema.names), directory / name)
-        self.files += 1
-
-    def _partition(self, month: str | None) -> Path:
-        path = Path(f"account_id={self.account}", f"region={self.region}")
-        return path / f"requested_month={month}" if month else path
-
-
-def _history(spec: LakeSpec, account: str, region: str) -> Iterator[Day]:
-    seed = int(hashlib.sha256(f"{spec.seed}:{account}:{region}".encode()).hexdigest()[:12], 16)
-    rng = np.random.default_rng(seed)
-    fleet, texts = synthetic.fleet(rng, spec.per_day), synthetic.outputs(rng)
-    inventory_rng = np.random.default_rng(seed + 1)  # the invocations stay as without it
-    for day in spec.nights():
-        night = Night.of(day, account, spec.seed)
-        listed = night.stamp(synthetic.snapshot(inventory_rng, fleet, night.ingested_ms))
-        yield Day(day, *synthetic.day_tables(rng, fleet, texts, day, spec.per_day), listed)
-
-
-def _ledger_row(night: Night, account: str, region: str, days: list[Day]) -> dict[str, object]:
+def _ledger_row(night: Night, account: str, region: str, day: pa.Table) -> dict[str, object]:
     at = datetime.fromtimestamp(night.ingested_ms / 1000, UTC)
-    invocations = sum(d.invocations.num_rows for d in days)
-    newest = days[0].invocations["requested_date_time"][0].as_py()
+    newest = day["requested_date_time"][0].as_py()
     return {
         "run_id": night.run_id, "account_id": account, "region": region, "started_at": at,
         "finished_at": at + timedelta(seconds=40), "window_start": newest - timedelta(days=2),
-        "window_end": newest, "pages": -(-invocations // 50), "invocations": invocations,
-        "plugins": sum(d.plugins.num_rows for d in days), "quarantined": 0,
+        "window_end": newest, "pages": -(-day.num_rows // 50), "invocations": day.num_rows,
+        "plugins": day.num_rows * synthetic.PLUGINS_PER_INVOCATION, "quarantined": 0,
         "status": "succeeded", "error": None, "watermark": newest, "purged_months": None,
     }  # fmt: skip
 
 
-def generate_region(spec: LakeSpec, roots: dict[str, Path], account: str, region: str) -> None:
-    compacted = PartitionWriter(roots["compacted"], account, region)
-    nightly = PartitionWriter(roots["uncompacted"], account, region)
-    window: deque[Day] = deque(maxlen=spec.lookback_days + 1)
-    month: list[Day] = []
-    ledger: list[dict[str, object]] = []
-    inventory: list[pa.Table] = []  # every night's snapshot, kept in one file as compaction does
-
-    def settle(day: Day, last_seen: Night) -> None:
-        """`day` will not be re-read: its latest version joins the compacted month."""
-        if month and f"{month[0].day:%Y-%m}" != f"{day.day:%Y-%m}":
-            compacted.write(month[::-1], last_seen, "c")
-            month.clear()
-        month.append(day)
-
+def generate_region(spec: LakeSpec, lake: Lake, account: str, region: str) -> None:
+    """One account/region's year: one append (one Delta commit) per table."""
+    seed = int(hashlib.sha256(f"{spec.seed}:{account}:{region}".encode()).hexdigest()[:12], 16)
+    rng = np.random.default_rng(seed)
+    fleet, texts = synthetic.fleet(rng, spec.per_day), synthetic.outputs(rng)
+    tables: dict[str, list[pa.Table]] = {"invocations": [], "command_plugins": [], "commands": []}
+    ledger = []
     night = None
-    for day in _history(spec, account, region):
-        if len(window) == window.maxlen:
-            settle(window[0], night)  # type: ignore[arg-type]
-        window.append(day)
-        night = Night.of(day.day, account, spec.seed)
-        read = list(window)[::-1]
-        nightly.write(read, night)
-        nightly.snapshots([day.inventory], night)
-        inventory.insert(0, day.inventory)
-        ledger.append(_ledger_row(night, account, region, read))
-        nightly.ledger([ledger[-1]], night.run_id)
-    for day in window:
-        settle(day, night)  # type: ignore[arg-type]
-    compacted.write(month[::-1], night, "c")  # type: ignore[arg-type]
-    compacted.snapshots(inventory, night, "c")  # type: ignore[arg-type]
-    compacted.ledger(ledger, night.run_id)  # type: ignore[union-attr]
-
-
-def generate(out: Path, spec: LakeSpec) -> dict[str, Path]:
-    """Both shapes under `out`; reused as they are when `out` holds the same spec."""
-    roots = {shape: out / shape for shape in SHAPES}
-    marker = out / "generated.json"
-    wanted = json.dumps(
-        {**asdict(spec), "lake_format": FORMAT_VERSION, "tables": TABLES_WRITTEN}, sort_keys=True
+    for day in spec.nights():
+        night = Night.of(day, account, spec.seed)
+        invocations, plugins, commands = synthetic.day_tables(rng, fleet, texts, day, spec.per_day)
+        tables["invocations"].append(complete(INVOCATIONS, invocations, account, region, night))
+        tables["command_plugins"].append(complete(COMMAND_PLUGINS, plugins, account, region, night))
+        tables["commands"].append(complete(COMMANDS, commands, account, region, night))
+        ledger.append(_ledger_row(night, account, region, invocations))
+    assert night is not None
+    inventory = synthetic.snapshot(np.random.default_rng(seed + 1), fleet, night.ingested_ms)
+    last_day = date.fromisoformat(spec.last_day)
+    for table_spec in (COMMAND_PLUGINS, INVOCATIONS, COMMANDS):
+        data = pa.concat_tables(tables.pop(table_spec.name)[::-1])  # newest first
+        if table_spec is INVOCATIONS:
+            index = data.schema.get_field_index("expired_while_open_at")
+            data = data.set_column(index, "expired_while_open_at", _expired(data, last_day))
+        _append(lake, table_spec, data, night)
+    _append(
+        lake,
+        MANAGED_INSTANCES,
+        complete(MANAGED_INSTANCES, inventory, account, region, night),
+        night,
     )
-    if marker.is_file() and marker.read_text() == wanted:
-        return roots
+    _append(lake, INGEST_RUNS, pa.Table.from_pylist(ledger, schema=INGEST_RUNS.table_schema), night)
+
+
+def _append(lake: Lake, spec: TableSpec, data: pa.Table, night: Night) -> None:
+    from deltalake import write_deltalake
+
+    write_deltalake(
+        lake.table(spec),
+        data,
+        mode="append",
+        writer_properties=writer_properties(),
+        commit_properties=metadata(night.run_id, "generate"),
+    )
+
+
+def generate(out: Path, spec: LakeSpec) -> Path:
+    """The lake at `out`, reused as it is when `out` holds one of the same spec."""
+    marker = out.parent / f"{out.name}.generated.json"
+    wanted = json.dumps(
+        {**asdict(spec), "lake_format": FORMAT_VERSION, "generator": GENERATOR}, sort_keys=True
+    )
+    if marker.is_file() and marker.read_text() == wanted and out.is_dir():
+        return out
+    marker.unlink(missing_ok=True)
     shutil.rmtree(out, ignore_errors=True)
-    for root in roots.values():
-        Lake.create(root)
-    for account in spec.account_ids():
-        for region in spec.regions:
-            generate_region(spec, roots, account, region)
+    lake = Lake.create(out)
+    with lake.lock():
+        lake.ensure_tables(run_id="generate")
+        for account in spec.account_ids():
+            for region in spec.regions:
+                generate_region(spec, lake, account, region)
     marker.write_text(wanted)
-    return roots
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, required=True, help="directory for both lakes")
+    parser.add_argument("--out", type=Path, required=True, help="the lake's directory")
     parser.add_argument("--scale", type=float, default=1.0, help="1.0 = 5M invocations")
-    parser.add_argument("--lookback-days", type=int, default=2)
     args = parser.parse_args(argv)
-    roots = generate(args.out, LakeSpec(scale=args.scale, lookback_days=args.lookback_days))
-    for shape, root in roots.items():
-        print(f"{shape}: {root}")
+    print(generate(args.out, LakeSpec(scale=args.scale)))
 
 
 if __name__ == "__main__":

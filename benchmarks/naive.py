@@ -1,12 +1,17 @@
 """The baseline a first script would be: boto3's paginator, from_pylist, write_to_dataset.
 
 Kept deliberately ordinary (botocore's full response parsing, types inferred
-per page, one dataset write per page) so the extraction benchmark shows what
-the project's fast path buys over the obvious code.
+per page, one dataset write per page, regions one after another) so the
+throughput benchmark shows what the project buys over the obvious code.
+Run as a whole process, as `ssm-etl run` is:
+
+    python -m benchmarks.naive URL OUT REGION [REGION ...]
 """
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +53,19 @@ def walk(client: Any, root: Path, account_id: str, region: str) -> tuple[int, in
                 pq.write_to_dataset(pa.Table.from_pylist(rows), root / name, PARTITIONS)
                 totals[index] += len(rows)
     return totals[0], totals[1]
+
+
+def main(url: str, out: str, regions: list[str], account_id: str = "123456789012") -> None:
+    import boto3
+
+    totals = [0, 0]
+    for region in regions:
+        client = boto3.client("ssm", region_name=region, endpoint_url=url)
+        invocations, plugins = walk(client, Path(out), account_id, region)
+        totals[0] += invocations
+        totals[1] += plugins
+    print(json.dumps({"invocations": totals[0], "plugins": totals[1]}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], sys.argv[3:])

@@ -1,32 +1,34 @@
-"""Benchmark 4: every view in sql/*.sql over a year of history, compacted vs uncompacted.
+"""Benchmark: every view in sql/*.sql on a year of history (5M invocations at scale 1).
 
-Both lakes come from `generate_lake.py`. Each view is counted in full,
-`SELECT count(*) FROM (SELECT * FROM <view>)`, through
-`pipeline.views.connect`; table macros get a representative call. The two
-shapes of one view are timed back to back, so the ratio compares like with
-like on a noisy machine. DuckDB prunes columns a count does not need, so
-this times the view's logic (dedup, joins, windows), not reading every
-column; `--fetch` also pulls every row and column as Arrow, as a BI tool
-would.
+The lake comes from `generate_lake.py` (Delta tables in the project's
+schemas, as a year of nights leaves them). Each view is counted in full,
+`SELECT count(*) FROM (SELECT * FROM <view>)`, on a connection from
+`pipeline.views.connect` (one snapshot of every table); table macros get a
+representative call, scalar macros (functions the views use) are not
+relations and are skipped. Each view runs twice in a row; both times are
+shown and the slower one is held against the target (< 1 s). DuckDB prunes
+columns a count does not need, so this times the view's logic (joins,
+aggregates), not reading every column; `--fetch` also pulls every row and
+column as Arrow, as a BI tool would.
 """
 
 from __future__ import annotations
 
 import re
 import sys
-import threading
-from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
 
 from pipeline.lake import Lake
+from pipeline.schema import TABLES
 from pipeline.views import connect, view_sql
 
 from .generate_lake import LakeSpec, generate
-from .results import Row, ratio
-from .timing import Timed, timed
+from .results import Row
+from .timing import timed
 
+_TABLE_MACRO = re.compile(r"CREATE\s+OR\s+REPLACE\s+MACRO\s+\w+\s*\([^)]*\)\s+AS\s+TABLE", re.I)
 _MACRO = re.compile(r"CREATE\s+OR\s+REPLACE\s+MACRO", re.IGNORECASE)
 MACRO_CALLS = {
     "compliance_between": "compliance_between(DATE '2026-04-01', DATE '2026-06-30')",
@@ -35,11 +37,13 @@ MACRO_CALLS = {
 
 
 def relations(lake: Lake) -> dict[str, str]:
-    """What to select from for each view file: the view, or a call of its macro."""
+    """What to select from for each view file: the view, or a call of its table macro."""
     out = {}
-    for name, sql in view_sql(lake).items():
-        is_macro = _MACRO.search(sql) is not None
-        out[name] = MACRO_CALLS.get(name, name) if is_macro else name
+    for name, sql in view_sql(lake.snapshot()).items():
+        if _TABLE_MACRO.search(sql):
+            out[name] = MACRO_CALLS[name]
+        elif not _MACRO.search(sql):
+            out[name] = name
     return out
 
 
@@ -49,63 +53,41 @@ def _count(con: duckdb.DuckDBPyConnection, relation: str) -> int:
 
 
 def _fetch(con: duckdb.DuckDBPyConnection, relation: str) -> int:
-    reader = con.sql(f"SELECT * FROM {relation}").to_arrow_reader(1_000_000)
+    reader = con.execute(f"SELECT * FROM {relation}").to_arrow_reader(1_000_000)
     return sum(batch.num_rows for batch in reader)
 
 
-def _limited(query: Callable[[], int], con: duckdb.DuckDBPyConnection, limit: float) -> int | None:
-    """`query()`, or None once it has run `limit` seconds (DuckDB is interrupted)."""
-    timer = threading.Timer(limit, con.interrupt)
-    timer.start()
-    try:
-        return query()
-    except duckdb.InterruptException:
-        return None
-    finally:
-        timer.cancel()
+def lake_path(work: Path, scale: float) -> Path:
+    return work / f"year-scale-{scale:g}"
 
 
-def run(scale: float, work: Path, fetch: bool = False, limit: float = 300.0) -> list[Row]:
-    """`limit`: seconds after which a query over the uncompacted lake is stopped."""
+def run(scale: float, work: Path, fetch: bool = False) -> list[Row]:
     spec = LakeSpec(scale=scale)
-    roots, generated = timed(lambda: generate(work, spec))
-    lakes = {shape: Lake.open(root) for shape, root in roots.items()}
-    files = {shape: sum(1 for _ in root.rglob("*.parquet")) for shape, root in roots.items()}
-    connected = {shape: timed(lambda lake=lake: connect(lake)) for shape, lake in lakes.items()}
-    cons = {shape: con for shape, (con, _) in connected.items()}
-    c, u = (connected[shape][1].wall for shape in ("compacted", "uncompacted"))
-    print(f"  generated in {generated.wall:.0f} s; connect {c:.1f} s vs {u:.1f} s", file=sys.stderr)
+    root, generated = timed(lambda: generate(lake_path(work, scale), spec))
+    lake = Lake.open(root)
+    snapshot = lake.snapshot()
+    files = {t.name: len(snapshot.files(t)) for t in TABLES}
+    con, connected = timed(lambda: connect(lake))
+    shown = ", ".join(f"{name} {count:,}" for name, count in files.items())
     rows = [
-        Row("queries", "lake generation (s)", f"{generated.wall:.0f}", _describe(spec, files)),
-        Row("queries", "connect (views bound): compacted/uncompacted", ratio(c, u),
-            f"{c:.2f} s vs {u:.2f} s"),
+        Row("queries", "lake generation (s)", f"{generated.wall:.0f}",
+            f"{spec.invocations:,} invocations x3 plugins; 0 if reused from --work"),
+        Row("queries", "data files per table", f"{sum(files.values()):,}", shown),
+        Row("queries", "connect (every view created) (s)", f"{connected.wall:.2f}", ""),
     ]  # fmt: skip
     modes = {"count": _count, **({"fetch": _fetch} if fetch else {})}
-    for name, relation in relations(lakes["compacted"]).items():
+    slowest = (0.0, "")
+    for name, relation in relations(lake).items():
         for mode, query in modes.items():
-            took: dict[str, Timed] = {}
-            counts: dict[str, int | None] = {}
-            for shape, con in cons.items():
-                counts[shape], took[shape] = timed(
-                    lambda c=con, q=query, r=relation: _limited(lambda: q(c, r), c, limit)
-                )
-            c, u = took["compacted"].wall, took["uncompacted"].wall
-            if counts["uncompacted"] is None:
-                note = f"{c:.2f} s vs stopped after {u:.0f} s, {counts['compacted']:,} rows"
-                value = f"< {ratio(c, u)}"
-            else:
-                note = f"{c:.2f} s vs {u:.2f} s, {counts['compacted']:,} rows"
-                value = ratio(c, u)
-                if counts["compacted"] != counts["uncompacted"]:
-                    note += f" (uncompacted: {counts['uncompacted']:,})"
-            rows.append(Row("queries", f"{name} {mode}: compacted/uncompacted", value, note))
+            first_count, first = timed(lambda q=query, r=relation: q(con, r))
+            _, second = timed(lambda q=query, r=relation: q(con, r))
+            worst = max(first.wall, second.wall)
+            slowest = max(slowest, (worst, f"{name} {mode}"))
+            note = f"{first.wall:.2f} s then {second.wall:.2f} s; {first_count:,} rows"
+            rows.append(Row("queries", f"{name} {mode} (s)", f"{worst:.2f}", note))
             print(f"  {name} {mode}: {note}", file=sys.stderr, flush=True)
-    for con in cons.values():
-        con.close()
+    con.close()
+    verdict = "met" if slowest[0] < 1 else "NOT met"
+    rows.append(Row("queries", "slowest view (s)", f"{slowest[0]:.2f}",
+                    f"{slowest[1]}; target < 1 s: {verdict}"))  # fmt: skip
     return rows
-
-
-def _describe(spec: LakeSpec, files: dict[str, int]) -> str:
-    invocations = spec.per_day * spec.accounts * len(spec.regions) * spec.days
-    shapes = ", ".join(f"{shape} {count:,} files" for shape, count in files.items())
-    return f"scale {spec.scale}: {invocations:,} invocations x3 plugins; {shapes}"

@@ -6,7 +6,8 @@ emulator's ground truth once, keeps each record as encoded JSON, and answers
 a request by joining slices of bytes, so an extraction benchmark measures
 the client. It honours MaxResults, NextToken (an offset) and the
 InvokedAfter/InvokedBefore filters, so walks split into time slices read
-exactly what they would from the emulator. Every other request (other SSM
+exactly what they would from the emulator, and CommandId (the follow-up of
+open commands). Every other request (other SSM
 operations, STS, EC2) is passed through to a real emulator of the same fleet;
 an SSM operation that emulator does not know yet gets an empty result, so
 the pipeline reads its other sources as empty rather than failing.
@@ -19,6 +20,7 @@ import json
 import re
 import uuid
 from bisect import bisect_left, bisect_right
+from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from threading import Thread
@@ -39,16 +41,24 @@ class Records:
     keys: list[int]
     bodies: list[bytes]
     plugins: int
+    commands: dict[str, list[int]]
+    """Each command's record positions (a follow-up asks for one command by CommandId)."""
 
     @classmethod
     def render(cls, records: list[dict[str, Any]]) -> Records:
         keys = [-round(r["RequestedDateTime"] * 1000) * 1000 for r in records]
         if keys != sorted(keys):
-            raise ValueError("the emulator's ground truth is not newest first")
+            raise ValueError("the records are not newest first")
         bodies = [json.dumps(r, ensure_ascii=False).encode() for r in records]
-        return cls(keys, bodies, sum(len(r.get("CommandPlugins") or ()) for r in records))
+        commands: dict[str, list[int]] = {}
+        for position, record in enumerate(records):
+            commands.setdefault(record["CommandId"], []).append(position)
+        plugins = sum(len(r.get("CommandPlugins") or ()) for r in records)
+        return cls(keys, bodies, plugins, commands)
 
     def page(self, request: dict[str, Any]) -> bytes:
+        if request.get("CommandId"):
+            return self._command(request)
         lo, hi = 0, len(self.keys)
         for item in request.get("Filters") or ():
             bound = parse_timestamp(item["value"])
@@ -63,16 +73,37 @@ class Records:
             body += b',"NextToken":"%d"' % end
         return body + b"}"
 
+    def _command(self, request: dict[str, Any]) -> bytes:
+        """One command's invocations (no time filter applies with a CommandId)."""
+        positions = self.commands.get(request["CommandId"], [])
+        start = int(request.get("NextToken") or 0)
+        end = min(len(positions), start + int(request.get("MaxResults") or 50))
+        chosen = b",".join(self.bodies[p] for p in positions[start:end])
+        body = b'{"CommandInvocations":[' + chosen + b"]"
+        if end < len(positions):
+            body += b',"NextToken":"%d"' % end
+        return body + b"}"
+
 
 class Replay:
-    """An SSM endpoint (ListCommandInvocations only) replaying `spec`'s fleet."""
+    """An SSM endpoint (ListCommandInvocations only) replaying `spec`'s fleet.
 
-    def __init__(self, spec: FleetSpec, host: str = "127.0.0.1") -> None:
+    `records` (region -> API records, newest first) replaces the fleet's own
+    invocations; the emulator still answers every other call.
+    """
+
+    def __init__(
+        self,
+        spec: FleetSpec,
+        host: str = "127.0.0.1",
+        records: dict[str, list[dict[str, Any]]] | None = None,
+    ) -> None:
         self.emulator = Emulator(spec, host=host)
-        self.regions = {
-            region: Records.render(self.emulator.ground_truth(spec.account_id, region))
-            for region in spec.regions
-        }
+        if records is None:
+            records = {r: self.emulator.ground_truth(spec.account_id, r) for r in spec.regions}
+        self.regions = {region: Records.render(found) for region, found in records.items()}
+        self.served: Counter[str] = Counter()
+        """ListCommandInvocations answered: by time window, or by CommandId (a follow-up)."""
         self._server = ThreadingHTTPServer((host, 0), _Handler)
         self._server.daemon_threads = True
         self._server.replay = self  # type: ignore[attr-defined]
@@ -118,7 +149,9 @@ class _Handler(BaseHTTPRequestHandler):
         match = _REGION.search(self.headers.get("Authorization", ""))
         records = replay.regions.get(match["region"] if match else "")
         if self.headers.get("X-Amz-Target") == _REPLAYED and records is not None:
-            status, body = 200, records.page(json.loads(raw))
+            request = json.loads(raw)
+            replay.served["follow-up" if request.get("CommandId") else "window"] += 1
+            status, body = 200, records.page(request)
             headers = {"Content-Type": "application/x-amz-json-1.1"}
         else:
             wanted = {k: v for k in _FORWARDED if (v := self.headers.get(k)) is not None}

@@ -6,7 +6,7 @@ instead, in the shapes the views care about: nightly patching of most of a
 fleet, inventory, scripts; the status mix of real fleets (failures,
 time-outs, cancellations, undeliverable, a few in flight); three plugins per
 invocation with start/finish times and output. Tables come newest first,
-without partition or lineage columns, in the project's declared schemas.
+without account, region or lineage columns, in the project's declared schemas.
 """
 
 from __future__ import annotations
@@ -19,14 +19,21 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.schema import COMMAND_PLUGINS, COMMANDS, INVOCATIONS, MANAGED_INSTANCES
+from pipeline.schema import COMMAND_PLUGINS, COMMANDS, INVOCATIONS, MANAGED_INSTANCES, TableSpec
 
 DAY_MS = 86_400_000
-LINEAGE = ("run_id", "ingested_at")
-INVOCATION_CORE = pa.schema([f for f in INVOCATIONS.file_schema if f.name not in LINEAGE])
-PLUGIN_CORE = pa.schema([f for f in COMMAND_PLUGINS.file_schema if f.name not in LINEAGE])
-COMMAND_CORE = pa.schema([f for f in COMMANDS.file_schema if f.name not in LINEAGE])
-INSTANCE_CORE = pa.schema([f for f in MANAGED_INSTANCES.file_schema if f.name not in LINEAGE])
+NOT_DRAWN = ("account_id", "region", "run_id", "ingested_at")
+"""Columns the generator adds to a drawn table: its partition and the night that wrote it."""
+
+
+def _core(spec: TableSpec) -> pa.Schema:
+    return pa.schema([f for f in spec.schema if f.name not in NOT_DRAWN])
+
+
+INVOCATION_CORE = _core(INVOCATIONS)
+PLUGIN_CORE = _core(COMMAND_PLUGINS)
+COMMAND_CORE = _core(COMMANDS)
+INSTANCE_CORE = _core(MANAGED_INSTANCES)
 SPAN = ("plugins_started_date_time", "plugins_finished_date_time")
 """Derived from the plugins (see pipeline.flatten), so drawn after them."""
 INVOCATION_DRAWN = pa.schema([f for f in INVOCATION_CORE if f.name not in SPAN])

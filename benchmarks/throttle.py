@@ -1,54 +1,39 @@
-"""Benchmark 2: a first-night backfill against a throttled, slow API, versus the bound.
+"""Benchmark: a first-night backfill of `ssm-etl run` against a throttled, slow API, vs its bound.
 
 The emulator (in a child process) answers each page after `page_delay`
 (0.2 s) and throttles each account+region with a token bucket of 20
 requests per second, burst 20. No client can read a region faster than
 pages / 20 s, and regions have separate buckets, so the bound of a run is
-its largest region's pages / 20. Our flow (`flows.nightly.nightly`, on a
-Prefect server started before the clock starts; its start-up is reported
-apart) runs `repeats` times, each in a fresh process (as a scheduled run or
-`ssm-etl run` has: no warm client, no cached lookups) and timed from the
-flow's start, against a sequential boto3 paginator walking the regions one
-after another. Inside a region, `ingest_region` walks time slices side by
-side, paced by `pipeline.pacing.Pacer`.
+its largest region's pages / 20. The installed CLI (`ssm-etl run`, a whole
+process tree, `cli.py`) backfills 3 regions into a fresh lake, each run
+timed from spawn to exit, in two settings:
 
-Run as `python -m benchmarks.throttle URL LAKE` for one timed flow.
+- as a user without a Prefect server runs it: the CLI starts its own
+  temporary server inside the timing (the figure issue 12 asks for);
+- with PREFECT_API_URL pointing at a server started before (the README's
+  advice for cron hosts), so only the run itself is timed.
+
+Inside a region, the run walks time slices side by side, paced by
+`pipeline.pacing.Pacer`.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 from emulator import Emulator, FaultSpec, RegionFaults
 
+from . import cli
 from .fleets import ACCOUNT, REGIONS, fleet
 from .results import Row, ratio
 from .servers import serve_in_child
 from .timing import timed
 
 RATE, BURST, PAGE_DELAY = 20, 20, 0.2
-
-
-def sequential_paginator(url: str) -> int:
-    """The plain script: one region after the other, botocore's parser; returns pages."""
-    import boto3
-
-    pages = 0
-    for region in REGIONS:
-        client = boto3.client("ssm", region_name=region, endpoint_url=url)
-        paginator = client.get_paginator("list_command_invocations")
-        for _ in paginator.paginate(Details=True, PaginationConfig={"PageSize": 50}):
-            pages += 1
-    return pages
 
 
 def warm_up(url: str) -> None:
@@ -69,89 +54,57 @@ def warm_up(url: str) -> None:
     time.sleep(2 * BURST / RATE)
 
 
-def one_flow(url: str, lake: str) -> dict[str, Any]:
-    """Run the nightly flow once in this process, timed from the flow's start."""
-    from flows.nightly import nightly
-
-    flow_started_ms = time.time_ns() // 1_000_000
-    summary, took = timed(
-        lambda: nightly(lake=lake, regions=list(REGIONS), account_id=ACCOUNT, endpoint_url=url)
-    )
-    results = summary.results
-    return {
-        "wall": took.wall,
-        "pages": {r.region: r.pages for r in results},
-        "invocations": sum(r.invocations for r in results),
-        "failed": [f"{r.region}: {r.error}" for r in results if not r.ok],
-        # Prefect's flow and task start-up before the last region's task body ran, and
-        # the slowest region's own work (RegionResult's clock, as the ledger has it).
-        "start_up": max(r.started_ms - flow_started_ms for r in results) / 1000,
-        "work": max((r.finished_ms or r.started_ms) - r.started_ms for r in results) / 1000,
-    }
-
-
-def _flow_in_subprocess(url: str, api: str | None) -> dict[str, Any]:
-    """A fresh process per flow, as a scheduled run or `ssm-etl run` has: nothing warm."""
-    env = {**os.environ, **({"PREFECT_API_URL": api} if api else {})}
+def cli_run(url: str, api: str | None) -> tuple[cli.Measured, dict[str, int]]:
+    """One backfill by the installed CLI into a fresh lake; returns pages per region too."""
+    env = cli.environment(**({"PREFECT_API_URL": api} if api else {}))
     with tempfile.TemporaryDirectory(prefix="ssm-bench-throttle-") as work:
-        argv = [sys.executable, "-m", "benchmarks.throttle", url, str(Path(work) / "lake")]
-        out = subprocess.run(argv, check=True, capture_output=True, text=True, env=env).stdout
-    return dict(json.loads(out.strip().splitlines()[-1]))
+        argv = [cli.ssm_etl(), "run", "--regions", ",".join(REGIONS), "--lake",
+                str(Path(work) / "lake"), "--account-id", ACCOUNT, "--endpoint-url", url]  # fmt: skip
+        measured = cli.run(argv, env).check()
+    pages = {}
+    for line in measured.stdout.splitlines():
+        fields = line.split()
+        if len(fields) > 3 and fields[1] in REGIONS and fields[3].startswith("pages="):
+            pages[fields[1]] = int(fields[3].removeprefix("pages="))
+    return measured, pages
 
 
-def run(scale: float = 1.0, repeats: int = 3) -> list[Row]:
-    from flows.server import prefect_api
+def run(scale: float = 1.0, repeats: int = 2) -> list[Row]:
+    from flows.server import LocalServer
 
     faults = FaultSpec(regions={"*": RegionFaults(throttle_rate=RATE, throttle_burst=BURST)})
     spec = fleet(round(20_000 * scale), REGIONS, page_delay=PAGE_DELAY, faults=faults)
-    flows = []
-    with ExitStack() as stack:
-        url = stack.enter_context(serve_in_child(Emulator, spec))
+    walls: dict[str, list[float]] = {"without": [], "with": []}
+    pages: dict[str, int] = {}
+    with serve_in_child(Emulator, spec) as url:
         _, warmed = timed(lambda: warm_up(url))
-        api, started = timed(lambda: stack.enter_context(prefect_api()))
-        for _ in range(max(1, repeats)):
-            time.sleep(2 * BURST / RATE)  # every bucket full again
-            flows.append(_flow_in_subprocess(url, api))
-        _, baseline = timed(lambda: sequential_paginator(url))
-    pages = flows[0]["pages"]
+        server, started = timed(LocalServer)
+        api, ready = timed(server.wait)
+        try:
+            for _ in range(max(1, repeats)):
+                for mode in walls:
+                    time.sleep(2 * BURST / RATE)  # every bucket full again
+                    measured, pages = cli_run(url, api if mode == "with" else None)
+                    walls[mode].append(measured.wall)
+                    print(f"  throttle, {mode} a configured server: {measured.wall:.1f} s",
+                          file=sys.stderr, flush=True)  # fmt: skip
+        finally:
+            server.stop()
     bound = max(pages.values()) / RATE
-    walls = [f["wall"] for f in flows]
-    median = statistics.median(walls)
-    detail = (
-        f"{len(pages)} regions, {flows[0]['invocations']} invocations, {sum(pages.values())} pages"
-    )
-    failed = [error for f in flows for error in f["failed"]]
-    if failed:
-        detail += "; FAILED " + "; ".join(failed)
-    runs = ", ".join(ratio(wall, bound) for wall in walls)
-    return [
+    detail = f"{len(pages)} regions, {sum(pages.values())} pages, {spec.instances_per_region} instances each"
+    rows = [
         Row("throttle", "emulator warm-up (s)", f"{warmed.wall:.1f}", "before timing"),
-        Row("throttle", "Prefect server start-up (s)", f"{started.wall:.1f}", "before timing"),
-        Row("throttle", "bound (s)", f"{bound:.1f}", f"largest region's pages / {RATE}/s"),
-        Row("throttle", "ours: nightly flow, median (s)", f"{median:.1f}", detail),
-        Row(
-            "throttle",
-            "of which Prefect start-up, median (s)",
-            f"{statistics.median(f['start_up'] for f in flows):.1f}",
-            "flow start to the last region's task body: flow run, task runs, concurrency leases",
-        ),
-        Row(
-            "throttle",
-            "of which a region's work, median (s)",
-            f"{statistics.median(f['work'] for f in flows):.1f}",
-            "slowest region, ingest_region start to its ledger row",
-        ),
-        Row("throttle", "sequential paginator (s)", f"{baseline.wall:.1f}", "regions in turn"),
-        Row(
-            "throttle",
-            "ours / bound, median",
-            ratio(median, bound),
-            f"target <= 1.3x; {len(walls)} runs, each a fresh process: {runs}",
-        ),
-        Row("throttle", "sequential / ours", ratio(baseline.wall, median), ""),
-    ]
-
-
-if __name__ == "__main__":
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    print(json.dumps(one_flow(sys.argv[1], sys.argv[2])))
+        Row("throttle", "Prefect server start, configured runs (s)",
+            f"{started.wall + ready.wall:.1f}", "before timing, once"),
+        Row("throttle", "bound (s)", f"{bound:.1f}", f"largest region's pages / {RATE}/s; {detail}"),
+    ]  # fmt: skip
+    for mode, label in (("without", "no Prefect server configured"),
+                        ("with", "PREFECT_API_URL set")):  # fmt: skip
+        median = statistics.median(walls[mode])
+        runs = ", ".join(f"{w:.1f} s" for w in walls[mode])
+        rows.append(Row("throttle", f"ssm-etl run, {label}, median (s)", f"{median:.1f}", runs))
+        rows.append(
+            Row("throttle", f"ssm-etl run / bound, {label}", ratio(median, bound),
+                "target <= 1.3x" + (" (Prefect's start included)" if mode == "without" else ""))
+        )  # fmt: skip
+    return rows

@@ -1,0 +1,115 @@
+"""Benchmark: `ssm-etl run` as a whole versus the obvious script, marginal throughput and memory.
+
+Both sides are whole processes started from here, reading the same pages
+from the same replay server (`replay.py`, a child process serving
+pre-rendered pages from memory, no latency), 3 regions, at two sizes per
+region (20,000 and 60,000 invocations at scale 1):
+
+- ours: the installed CLI, `.venv/bin/ssm-etl run --regions A,B,C --lake L
+  --account-id ID --endpoint-url URL`, with no Prefect server configured, so
+  its own temporary server starts inside the timing: argument checks, the
+  preflight, Prefect, the region tasks (time slices, the Arrow decoder, the
+  spool, ListCommands and the inventory beside them), the Delta commits,
+  optimize, vacuum;
+- naive: `python -m benchmarks.naive` (boto3 paginator, botocore parsing,
+  `Table.from_pylist`, `pq.write_to_dataset` per page, regions in turn).
+
+Marginal time = time at the large size - time at the small size, for each
+side: what every further invocation costs once start-up (Prefect, imports)
+is paid. The ratio is naive's marginal time over ours. Memory is the peak
+RSS of the largest process of each tree (`cli.py`), at both sizes.
+Interleaved rounds, best time kept, highest peak kept.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from . import cli
+from .fleets import ACCOUNT, REGIONS, fleet
+from .replay import Replay
+from .results import Row, ratio
+from .servers import serve_in_child
+from .timing import timed
+
+SIZES = (20_000, 60_000)
+_TOTAL = re.compile(r"total: \d+ regions, (\d+) invocations")
+
+
+def ours(url: str, work: Path) -> tuple[cli.Measured, int]:
+    argv = [cli.ssm_etl(), "run", "--regions", ",".join(REGIONS), "--lake", str(work / "lake"),
+            "--account-id", ACCOUNT, "--endpoint-url", url]  # fmt: skip
+    measured = cli.run(argv, cli.environment()).check()
+    found = _TOTAL.search(measured.stdout)
+    return measured, int(found[1]) if found else 0
+
+
+def naive(url: str, work: Path) -> tuple[cli.Measured, int]:
+    argv = [sys.executable, "-m", "benchmarks.naive", url, str(work / "dataset"), *REGIONS]
+    measured = cli.run(argv, cli.environment()).check()
+    return measured, json.loads(measured.stdout.strip().splitlines()[-1])["invocations"]
+
+
+SIDES = {"ours": ours, "naive": naive}
+
+
+def _fresh(side: str, url: str) -> tuple[cli.Measured, int]:
+    work = Path(tempfile.mkdtemp(prefix=f"ssm-bench-{side}-"))
+    try:
+        return SIDES[side](url, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(scale: float = 1.0, rounds: int = 2) -> list[Row]:
+    best: dict[tuple[str, int], tuple[cli.Measured, int]] = {}
+    peaks: dict[tuple[str, int], cli.Measured] = {}
+    rows = []
+    for size in SIZES:
+        per_region = round(size * scale)
+        with serve_in_child(Replay, fleet(per_region, REGIONS)) as url:
+            for _ in range(rounds):
+                for side in SIDES:
+                    (measured, count), _took = timed(lambda s=side, u=url: _fresh(s, u))
+                    key = (side, size)
+                    print(f"  {side} {size}: {measured.wall:.1f} s, {count} invocations, "
+                          f"peak {measured.peak_bytes / cli.MB:.0f} MB", file=sys.stderr, flush=True)  # fmt: skip
+                    if key not in best or measured.wall < best[key][0].wall:
+                        best[key] = (measured, count)
+                    if key not in peaks or measured.peak_bytes > peaks[key].peak_bytes:
+                        peaks[key] = measured
+    small, large = SIZES
+    for side in SIDES:
+        for size in SIZES:
+            measured, count = best[(side, size)]
+            note = f"{count:,} invocations; {measured.processes} processes in the tree"
+            rows.append(Row("run", f"{side}, 3 x {round(size * scale):,} (s)",
+                            f"{measured.wall:.1f}", note))  # fmt: skip
+    marginal = {}
+    for side in SIDES:
+        (m_large, n_large), (m_small, n_small) = best[(side, large)], best[(side, small)]
+        seconds = m_large.wall - m_small.wall
+        marginal[side] = seconds
+        rate = (n_large - n_small) / seconds if seconds > 0 else float("nan")
+        rows.append(Row("run", f"{side}: marginal time (s)", f"{seconds:.1f}",
+                        f"{n_large - n_small:,} more invocations: {rate:,.0f} invocations/s"))  # fmt: skip
+    rows.append(
+        Row("run", "marginal throughput, ours / naive", ratio(marginal["naive"], marginal["ours"]),
+            f"target >= 4x; best of {rounds} interleaved rounds per side and size")
+    )  # fmt: skip
+    for side in SIDES:
+        for size in SIZES:
+            measured = peaks[(side, size)]
+            rows.append(Row("run", f"{side}: largest process, 3 x {round(size * scale):,} (MB)",
+                            f"{measured.peak_bytes / cli.MB:.0f}", measured.peak_process))  # fmt: skip
+    small_peak, large_peak = (peaks[("ours", s)].peak_bytes for s in SIZES)
+    rows.append(
+        Row("run", "ours: largest process, large / small", ratio(large_peak, small_peak),
+            "target <= 1.2x, and < 500 MB")
+    )  # fmt: skip
+    return rows
