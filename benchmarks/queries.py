@@ -28,7 +28,9 @@ from .generate_lake import LakeSpec, generate
 from .results import Row
 from .timing import timed
 
-_TABLE_MACRO = re.compile(r"CREATE\s+OR\s+REPLACE\s+MACRO\s+\w+\s*\([^)]*\)\s+AS\s+TABLE", re.I)
+_TABLE_MACRO = re.compile(
+    r"CREATE\s+OR\s+REPLACE\s+MACRO\s+\w+\s*\(.*?\)\s+AS\s+TABLE", re.I | re.S
+)
 _MACRO = re.compile(r"CREATE\s+OR\s+REPLACE\s+MACRO", re.IGNORECASE)
 MACRO_CALLS = {
     "compliance_between": "compliance_between(DATE '2026-04-01', DATE '2026-06-30')",

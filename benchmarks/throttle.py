@@ -102,6 +102,7 @@ def run(scale: float = 1.0, repeats: int = 2) -> list[Row]:
                         ("with", "PREFECT_API_URL set")):  # fmt: skip
         median = statistics.median(walls[mode])
         runs = ", ".join(f"{w:.1f} s" for w in walls[mode])
+        runs += f"; {median - bound:.1f} s over the bound"
         rows.append(Row("throttle", f"ssm-etl run, {label}, median (s)", f"{median:.1f}", runs))
         rows.append(
             Row("throttle", f"ssm-etl run / bound, {label}", ratio(median, bound),
