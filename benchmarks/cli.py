@@ -40,6 +40,10 @@ class Measured:
     """Peak RSS of the largest process of the tree."""
     peak_process: str
     processes: int
+    started: float
+    """Epoch seconds at spawn."""
+    peak_at: float
+    """Seconds after spawn when the largest resident set was sampled."""
 
     def check(self) -> Measured:
         if self.returncode != 0:
@@ -48,15 +52,17 @@ class Measured:
         return self
 
 
-def _hwm(process: psutil.Process) -> int:
+def _memory(process: psutil.Process) -> tuple[int, int]:
+    """(VmHWM, VmRSS) in bytes; zeros once the process is gone."""
+    found = {}
     try:
         with open(f"/proc/{process.pid}/status") as status:
             for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
+                if line.startswith(("VmHWM:", "VmRSS:")):
+                    found[line[:5]] = int(line.split()[1]) * 1024
     except OSError:
         pass
-    return 0
+    return found.get("VmHWM", 0), found.get("VmRSS", 0)
 
 
 def _label(process: psutil.Process) -> str:
@@ -71,19 +77,21 @@ def _label(process: psutil.Process) -> str:
 def run(argv: list[str], env: dict[str, str] | None = None, interval: float = 0.05) -> Measured:
     """Run `argv` to its end; output goes to files so a full pipe never stalls it."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        started = time.perf_counter()
+        epoch, started = time.time(), time.perf_counter()
         top = psutil.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
         peaks: dict[int, tuple[int, str]] = {}
+        resident = (0, 0.0)
         while True:
             try:
                 tree = [top, *top.children(recursive=True)]
             except psutil.NoSuchProcess:
                 tree = [top]
             for process in tree:
-                hwm = _hwm(process)
+                hwm, rss = _memory(process)
                 if hwm and hwm > peaks.get(process.pid, (0, ""))[0]:
                     label = peaks.get(process.pid, (0, ""))[1] or _label(process)
                     peaks[process.pid] = (hwm, label)
+                resident = max(resident, (rss, time.perf_counter() - started))
             if top.poll() is not None:
                 break
             time.sleep(interval)
@@ -91,7 +99,10 @@ def run(argv: list[str], env: dict[str, str] | None = None, interval: float = 0.
         out.seek(0)
         err.seek(0)
         peak, label = max(peaks.values(), default=(0, "?"))
-        return Measured(wall, top.returncode, out.read(), err.read(), peak, label, len(peaks))
+        return Measured(
+            wall, top.returncode, out.read(), err.read(), peak, label, len(peaks), epoch,
+            resident[1],
+        )  # fmt: skip
 
 
 def environment(**extra: str) -> dict[str, str]:

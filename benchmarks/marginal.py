@@ -32,33 +32,36 @@ from pathlib import Path
 
 from . import cli
 from .fleets import ACCOUNT, REGIONS, fleet
+from .phases import Phases, phases
 from .replay import Replay
 from .results import Row, ratio
 from .servers import serve_in_child
-from .timing import timed
 
 SIZES = (20_000, 60_000)
 _TOTAL = re.compile(r"total: \d+ regions, (\d+) invocations")
 
 
-def ours(url: str, work: Path) -> tuple[cli.Measured, int]:
+Result = tuple[cli.Measured, int, Phases | None]
+
+
+def ours(url: str, work: Path) -> Result:
     argv = [cli.ssm_etl(), "run", "--regions", ",".join(REGIONS), "--lake", str(work / "lake"),
             "--account-id", ACCOUNT, "--endpoint-url", url]  # fmt: skip
     measured = cli.run(argv, cli.environment()).check()
     found = _TOTAL.search(measured.stdout)
-    return measured, int(found[1]) if found else 0
+    return measured, int(found[1]) if found else 0, phases(work / "lake", measured)
 
 
-def naive(url: str, work: Path) -> tuple[cli.Measured, int]:
+def naive(url: str, work: Path) -> Result:
     argv = [sys.executable, "-m", "benchmarks.naive", url, str(work / "dataset"), *REGIONS]
     measured = cli.run(argv, cli.environment()).check()
-    return measured, json.loads(measured.stdout.strip().splitlines()[-1])["invocations"]
+    return measured, json.loads(measured.stdout.strip().splitlines()[-1])["invocations"], None
 
 
 SIDES = {"ours": ours, "naive": naive}
 
 
-def _fresh(side: str, url: str) -> tuple[cli.Measured, int]:
+def _fresh(side: str, url: str) -> Result:
     work = Path(tempfile.mkdtemp(prefix=f"ssm-bench-{side}-"))
     try:
         return SIDES[side](url, work)
@@ -67,32 +70,35 @@ def _fresh(side: str, url: str) -> tuple[cli.Measured, int]:
 
 
 def run(scale: float = 1.0, rounds: int = 2) -> list[Row]:
-    best: dict[tuple[str, int], tuple[cli.Measured, int]] = {}
-    peaks: dict[tuple[str, int], cli.Measured] = {}
+    best: dict[tuple[str, int], Result] = {}
+    peaks: dict[tuple[str, int], Result] = {}
     rows = []
     for size in SIZES:
         per_region = round(size * scale)
         with serve_in_child(Replay, fleet(per_region, REGIONS)) as url:
             for _ in range(rounds):
                 for side in SIDES:
-                    (measured, count), _took = timed(lambda s=side, u=url: _fresh(s, u))
+                    result = _fresh(side, url)
+                    measured, count, _ = result
                     key = (side, size)
                     print(f"  {side} {size}: {measured.wall:.1f} s, {count} invocations, "
                           f"peak {measured.peak_bytes / cli.MB:.0f} MB", file=sys.stderr, flush=True)  # fmt: skip
                     if key not in best or measured.wall < best[key][0].wall:
-                        best[key] = (measured, count)
-                    if key not in peaks or measured.peak_bytes > peaks[key].peak_bytes:
-                        peaks[key] = measured
+                        best[key] = result
+                    if key not in peaks or measured.peak_bytes > peaks[key][0].peak_bytes:
+                        peaks[key] = result
     small, large = SIZES
     for side in SIDES:
         for size in SIZES:
-            measured, count = best[(side, size)]
+            measured, count, split = best[(side, size)]
             note = f"{count:,} invocations; {measured.processes} processes in the tree"
+            if split is not None:
+                note += f"; {split.render()}"
             rows.append(Row("run", f"{side}, 3 x {round(size * scale):,} (s)",
                             f"{measured.wall:.1f}", note))  # fmt: skip
     marginal = {}
     for side in SIDES:
-        (m_large, n_large), (m_small, n_small) = best[(side, large)], best[(side, small)]
+        (m_large, n_large, _), (m_small, n_small, _) = best[(side, large)], best[(side, small)]
         seconds = m_large.wall - m_small.wall
         marginal[side] = seconds
         rate = (n_large - n_small) / seconds if seconds > 0 else float("nan")
@@ -104,10 +110,13 @@ def run(scale: float = 1.0, rounds: int = 2) -> list[Row]:
     )  # fmt: skip
     for side in SIDES:
         for size in SIZES:
-            measured = peaks[(side, size)]
+            measured, _, split = peaks[(side, size)]
+            note = measured.peak_process
+            if split is not None:
+                note += f"; largest resident set {measured.peak_at:.1f} s in: {split.at(measured.peak_at)}"
             rows.append(Row("run", f"{side}: largest process, 3 x {round(size * scale):,} (MB)",
-                            f"{measured.peak_bytes / cli.MB:.0f}", measured.peak_process))  # fmt: skip
-    small_peak, large_peak = (peaks[("ours", s)].peak_bytes for s in SIZES)
+                            f"{measured.peak_bytes / cli.MB:.0f}", note))  # fmt: skip
+    small_peak, large_peak = (peaks[("ours", s)][0].peak_bytes for s in SIZES)
     rows.append(
         Row("run", "ours: largest process, large / small", ratio(large_peak, small_peak),
             "target <= 1.2x, and < 500 MB")

@@ -26,6 +26,7 @@ from emulator import Emulator
 
 from . import cli
 from .fleets import ACCOUNT, REGIONS, fleet
+from .phases import Phases, phases
 from .results import Row
 from .servers import serve_in_child
 
@@ -49,6 +50,7 @@ def run(scale: float = 1.0, repeats: int = 3) -> list[Row]:
     per_region = round(5_000 * scale)
     rows = []
     walls: dict[str, list[float]] = {"with": [], "without": []}
+    splits: dict[str, list[Phases]] = {"with": [], "without": []}
     with (
         tempfile.TemporaryDirectory(prefix="ssm-bench-quiet-") as work,
         serve_in_child(Emulator, fleet(per_region, REGIONS)) as url,
@@ -67,6 +69,7 @@ def run(scale: float = 1.0, repeats: int = 3) -> list[Row]:
                     env = cli.environment(**({"PREFECT_API_URL": api} if mode == "with" else {}))
                     measured = cli.run(_argv(url, lake), env).check()
                     walls[mode].append(measured.wall)
+                    splits[mode].append(phases(lake, measured))
                     print(f"  quiet night, {mode} a configured server: {measured.wall:.1f} s",
                           file=sys.stderr, flush=True)  # fmt: skip
         finally:
@@ -78,6 +81,9 @@ def run(scale: float = 1.0, repeats: int = 3) -> list[Row]:
             Row("quiet", f"night with nothing new, {label}, median (s)",
                 f"{statistics.median(walls[mode]):.1f}", f"target <= {target} s; runs: {runs}")
         )  # fmt: skip
+        middle = sorted(zip(walls[mode], splits[mode], strict=True), key=lambda w: w[0])
+        rows.append(Row("quiet", f"where the time went, {label}", "",
+                        middle[len(middle) // 2][1].render() + " (the run at the upper median)"))  # fmt: skip
     for label, args in QUICK.items():
         times = []
         for _ in range(repeats):

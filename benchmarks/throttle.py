@@ -29,6 +29,7 @@ from emulator import Emulator, FaultSpec, RegionFaults
 
 from . import cli
 from .fleets import ACCOUNT, REGIONS, fleet
+from .phases import Phases, phases
 from .results import Row, ratio
 from .servers import serve_in_child
 from .timing import timed
@@ -54,19 +55,20 @@ def warm_up(url: str) -> None:
     time.sleep(2 * BURST / RATE)
 
 
-def cli_run(url: str, api: str | None) -> tuple[cli.Measured, dict[str, int]]:
+def cli_run(url: str, api: str | None) -> tuple[cli.Measured, dict[str, int], Phases]:
     """One backfill by the installed CLI into a fresh lake; returns pages per region too."""
     env = cli.environment(**({"PREFECT_API_URL": api} if api else {}))
     with tempfile.TemporaryDirectory(prefix="ssm-bench-throttle-") as work:
         argv = [cli.ssm_etl(), "run", "--regions", ",".join(REGIONS), "--lake",
                 str(Path(work) / "lake"), "--account-id", ACCOUNT, "--endpoint-url", url]  # fmt: skip
         measured = cli.run(argv, env).check()
+        split = phases(Path(work) / "lake", measured)
     pages = {}
     for line in measured.stdout.splitlines():
         fields = line.split()
         if len(fields) > 3 and fields[1] in REGIONS and fields[3].startswith("pages="):
             pages[fields[1]] = int(fields[3].removeprefix("pages="))
-    return measured, pages
+    return measured, pages, split
 
 
 def run(scale: float = 1.0, repeats: int = 2) -> list[Row]:
@@ -75,6 +77,7 @@ def run(scale: float = 1.0, repeats: int = 2) -> list[Row]:
     faults = FaultSpec(regions={"*": RegionFaults(throttle_rate=RATE, throttle_burst=BURST)})
     spec = fleet(round(20_000 * scale), REGIONS, page_delay=PAGE_DELAY, faults=faults)
     walls: dict[str, list[float]] = {"without": [], "with": []}
+    splits: dict[str, list[Phases]] = {"without": [], "with": []}
     pages: dict[str, int] = {}
     with serve_in_child(Emulator, spec) as url:
         _, warmed = timed(lambda: warm_up(url))
@@ -84,8 +87,9 @@ def run(scale: float = 1.0, repeats: int = 2) -> list[Row]:
             for _ in range(max(1, repeats)):
                 for mode in walls:
                     time.sleep(2 * BURST / RATE)  # every bucket full again
-                    measured, pages = cli_run(url, api if mode == "with" else None)
+                    measured, pages, split = cli_run(url, api if mode == "with" else None)
                     walls[mode].append(measured.wall)
+                    splits[mode].append(split)
                     print(f"  throttle, {mode} a configured server: {measured.wall:.1f} s",
                           file=sys.stderr, flush=True)  # fmt: skip
         finally:
@@ -104,6 +108,9 @@ def run(scale: float = 1.0, repeats: int = 2) -> list[Row]:
         runs = ", ".join(f"{w:.1f} s" for w in walls[mode])
         runs += f"; {median - bound:.1f} s over the bound"
         rows.append(Row("throttle", f"ssm-etl run, {label}, median (s)", f"{median:.1f}", runs))
+        middle = sorted(zip(walls[mode], splits[mode], strict=True), key=lambda w: w[0])
+        rows.append(Row("throttle", f"where the time went, {label}", "",
+                        middle[len(middle) // 2][1].render() + " (the run at the upper median)"))  # fmt: skip
         rows.append(
             Row("throttle", f"ssm-etl run / bound, {label}", ratio(median, bound),
                 "target <= 1.3x" + (" (Prefect's start included)" if mode == "without" else ""))
