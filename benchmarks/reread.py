@@ -114,6 +114,7 @@ def served_records(lake: Lake, account: str, region: str) -> tuple[list[dict[str
     snapshot = lake.snapshot()
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")
     for spec in (INVOCATIONS, COMMAND_PLUGINS):
         con.register(spec.name, snapshot.dataset(spec))
     scope = "account_id = ? AND region = ?"
@@ -122,26 +123,23 @@ def served_records(lake: Lake, account: str, region: str) -> tuple[list[dict[str
         f"ORDER BY t DESC LIMIT {REREAD})",
         [account, region],
     ).fetchone()[0]
-    rows = (
-        con.execute(
-            f"""SELECT * FROM invocations WHERE {scope} AND (requested_date_time >= ?
-            OR command_id IN (SELECT command_id FROM invocations WHERE {scope}
-                AND status IN {OPEN} AND expired_while_open_at IS NULL))
-            ORDER BY requested_date_time DESC, command_id, instance_id""",
-            [account, region, oldest, account, region],
-        )
-        .to_arrow_table()
-        .to_pylist()
-    )
+    rows = con.execute(
+        f"""SELECT * FROM invocations WHERE {scope} AND (requested_date_time >= ?
+        OR command_id IN (SELECT command_id FROM invocations WHERE {scope}
+            AND status IN {OPEN} AND expired_while_open_at IS NULL))
+        ORDER BY requested_date_time DESC, command_id, instance_id""",
+        [account, region, oldest, account, region],
+    ).fetchall()
+    columns = [d[0] for d in con.description]
+    rows = [dict(zip(columns, row, strict=True)) for row in rows]
     plugins: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for p in (
-        con.execute(
-            f"SELECT * FROM command_plugins WHERE {scope} AND requested_date_time >= ?",
-            [account, region, min(r["requested_date_time"] for r in rows)],
-        )
-        .to_arrow_table()
-        .to_pylist()
-    ):
+    found = con.execute(
+        f"SELECT * FROM command_plugins WHERE {scope} AND requested_date_time >= ?",
+        [account, region, min(r["requested_date_time"] for r in rows)],
+    ).fetchall()
+    columns = [d[0] for d in con.description]
+    for values in found:
+        p = dict(zip(columns, values, strict=True))
         plugins.setdefault((p["command_id"], p["instance_id"]), []).append(p)
     records = []
     for row in rows:
