@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     args.work.mkdir(parents=True, exist_ok=True)
     _environment(Path(tempfile.mkdtemp(prefix="scratch-", dir=args.work)))
 
+    machine = _machine()
     rows: list[Row] = []
     for name in chosen:
         print(f"running {name} ...", file=sys.stderr, flush=True)
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {took.wall:.0f} s\n{render(found)}", file=sys.stderr, flush=True)
         rows += found
     query_scale = args.query_scale if args.query_scale is not None else args.scale
-    print(f"run: {_machine()}; --scale {args.scale}, --query-scale {query_scale}")
+    print(f"run started {machine}; --scale {args.scale}, --query-scale {query_scale}")
     print(render(rows))
     return 0
 
