@@ -55,6 +55,17 @@ def _log_entries(lake: Path) -> int:
     return sum(len(list((lake / t.name / "_delta_log").glob("*.json"))) for t in TABLES)
 
 
+def _commit_span(lake: Path, after: float) -> float:
+    """Seconds from a night's first Delta commit to its last (log files written after `after`)."""
+    times = [
+        entry.stat().st_mtime
+        for t in TABLES
+        for entry in (lake / t.name / "_delta_log").glob("*.json")
+        if entry.stat().st_mtime > after
+    ]
+    return max(times) - min(times)
+
+
 def _run_process(lake: Path, emulator: Emulator, prefect_api: str) -> subprocess.Popen:
     env = {**os.environ, "PREFECT_API_URL": prefect_api}
     command = [
@@ -75,7 +86,9 @@ def test_kill_nine_during_commits_leaves_each_region_before_or_after(tmp_path, p
         before = _content(lake)
         shutil.copytree(lake, reference)
         commits_before = _log_entries(reference)
+        started = time.time()
         night(emulator, reference)
+        span = _commit_span(reference, started)  # kills land inside it, however fast the machine
         after = _content(reference)
         commits = _log_entries(reference) - commits_before
         changed = [k for k in before if before[k] != after[k]]
@@ -87,7 +100,7 @@ def test_kill_nine_during_commits_leaves_each_region_before_or_after(tmp_path, p
             process = _run_process(lake, emulator, prefect_api)
             while _log_entries(lake) == start and process.poll() is None:
                 time.sleep(0.005)  # the commit phase has begun when a log entry appears
-            time.sleep(chance.uniform(0, 0.6))
+            time.sleep(chance.uniform(0, span))
             done = _log_entries(lake) - start
             alive = process.poll() is None
             process.send_signal(signal.SIGKILL)

@@ -236,8 +236,12 @@ def test_each_run_publishes_a_summary_and_a_table_artifact(nightly_lake):
     from prefect.client.orchestration import get_client
 
     _, summary = nightly_lake
-    with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts()
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    keys = ArtifactFilter(key=ArtifactFilterKey(any_=["ssm-etl-summary", "ssm-etl-regions"]))
+    with get_client(sync_client=True) as client:  # newest first: the session's server has many
+        artifacts = client.read_artifacts(artifact_filter=keys, sort=ArtifactSort.CREATED_DESC)
     markdown = [a for a in artifacts if a.key == "ssm-etl-summary" and summary.run_id in a.data]
     assert markdown, "the run's markdown summary is in Prefect"
     tables = [
