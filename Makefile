@@ -26,7 +26,7 @@ test: $(STAMP)
 	$(BIN)/ruff check pipeline flows emulator tests
 	$(BIN)/ruff format --check pipeline flows emulator tests
 	$(BIN)/mypy pipeline
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline flows emulator tests
