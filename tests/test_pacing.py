@@ -142,7 +142,9 @@ def test_every_attempt_through_botocore_is_paced_and_throttles_bring_the_rate_do
     emulator.set_faults(
         {"seed": 1, "regions": {REGION: {"throttle_rate": 20, "throttle_burst": 2}}}
     )
-    settings = AwsSettings(endpoint_url=emulator.url)
+    # Enough botocore attempts that no call runs out of them however the four threads are
+    # scheduled (with the default 3, a slow machine could see one call throttled 3 times).
+    settings = AwsSettings(endpoint_url=emulator.url, max_attempts=10)
     client = settings.client(settings.session(), "ssm", REGION)
     client.list_commands(MaxResults=1)  # another operation: not paced
     p = CountingPacer().attach(client)
