@@ -32,7 +32,6 @@ from pipeline.config import (
     RunConfig,
     check_account_id,
     check_keep_days,
-    check_output_cap,
     parse_lookback,
     parse_regions,
     parse_since,
@@ -473,7 +472,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         sse_kms_key_id=args.sse_kms_key_id,
         read_timeout=args.read_timeout,
         full_output=args.full_output,
-        output_cap=check_output_cap(args.output_cap),
+        output_cap=args.output_cap,  # checked by RunConfig, like every other value
     )
     Lake.check_location(config.lake)
     return config

@@ -62,18 +62,23 @@ INVOCATIONS_SCHEMA = pa.schema(
     ]
 )
 
+_PLUGIN = [
+    pa.field("account_id", pa.string(), nullable=False),
+    pa.field("region", pa.string(), nullable=False),
+    pa.field("command_id", pa.string(), nullable=False),
+    pa.field("instance_id", pa.string(), nullable=False),
+    pa.field("requested_date", pa.date32(), nullable=False),
+    # Copied from the plugin's invocation, so plugin reports need no join.
+    pa.field("requested_date_time", TIMESTAMP, nullable=False),
+    pa.field("document_name", pa.string()),
+    pa.field("plugin_index", pa.int32(), nullable=False),
+    pa.field("name", pa.string()),
+]
+"""Which plugin a row is about: the leading columns of `command_plugins` and `plugin_outputs`."""
+
 COMMAND_PLUGINS_SCHEMA = pa.schema(
     [
-        pa.field("account_id", pa.string(), nullable=False),
-        pa.field("region", pa.string(), nullable=False),
-        pa.field("command_id", pa.string(), nullable=False),
-        pa.field("instance_id", pa.string(), nullable=False),
-        pa.field("requested_date", pa.date32(), nullable=False),
-        # Copied from the plugin's invocation, so plugin reports need no join.
-        pa.field("requested_date_time", TIMESTAMP, nullable=False),
-        pa.field("document_name", pa.string()),
-        pa.field("plugin_index", pa.int32(), nullable=False),
-        pa.field("name", pa.string()),
+        *_PLUGIN,
         pa.field("status", pa.string()),
         pa.field("status_details", pa.string()),
         pa.field("response_code", pa.int32()),
@@ -225,15 +230,7 @@ def _stream(name: str) -> list[pa.Field]:
 
 PLUGIN_OUTPUTS_SCHEMA = pa.schema(
     [
-        pa.field("account_id", pa.string(), nullable=False),
-        pa.field("region", pa.string(), nullable=False),
-        pa.field("command_id", pa.string(), nullable=False),
-        pa.field("instance_id", pa.string(), nullable=False),
-        pa.field("requested_date", pa.date32(), nullable=False),
-        pa.field("requested_date_time", TIMESTAMP, nullable=False),
-        pa.field("document_name", pa.string()),
-        pa.field("plugin_index", pa.int32(), nullable=False),
-        pa.field("name", pa.string()),
+        *_PLUGIN,
         # The invocation's status when fetched: a later run fetches again only if it changed.
         pa.field("invocation_status", pa.string()),
         pa.field("status", pa.string()),
