@@ -727,6 +727,11 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Before pyarrow loads: Arrow's buffers come from the C allocator that delta-rs's writer
+    # and DuckDB also use, so memory a region walk freed is reused by the commit after it.
+    # With Arrow's own jemalloc the walk's freed pages stayed resident beside the commit's
+    # (benchmarks/README.md, "Memory").
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     args = build_parser().parse_args(argv)
     verbose = getattr(args, "verbose", False)
     if threading_main():

@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from .lake import Lake, dataset
+from .memory import release_free_memory
 from .schema import COMMAND_PLUGINS, COMMIT_ORDER, INGEST_RUNS, INVOCATIONS, TableSpec
 from .spool import EXPIRE, OP, UPSERT, SpooledRegion, spool_schema
 from .storage import Lease
@@ -44,13 +45,17 @@ BATCH_ROWS = 250_000
 BATCH_SECONDS = 120.0
 """A batch is committed when it holds this many regions or spooled rows, or its first region
 has waited this long: bounded versions per night, bounded memory and latency per commit.
+A region that would take the pending batch past `BATCH_ROWS` commits the batch first.
 
-The rows bound is what holds the committer's memory: delta-rs keeps about a merge's
-whole source in memory. Measured with `python -m benchmarks --only run` (3 regions of
-20,000 and of 60,000 invocations), a bound of 2M rows let the largest process grow
-1.29x between the sizes (947 MB), 100k rows 1.05x (749 MB). A night of 20,000 small
-regions (a few hundred invocations each) still commits in tens of batches."""
-_READ_BATCH = 8192
+The rows bound is what holds the committer's memory: delta-rs's writer holds about one
+to two times the Arrow size of a merge's source while it writes. Measured with
+`python -m benchmarks --only run` (3 regions of 20,000 and of 60,000 invocations,
+benchmarks/README.md): 250k rows is three small regions or one large one per batch, so
+the largest commit is about the same size at both. A night of 20,000 small regions
+(a few hundred invocations each) still commits in tens of batches."""
+_READ_BATCH = 1024
+"""Rows per batch the merge is fed, read one file and one batch at a time: what delta-rs
+holds while it writes grows with what it is handed ahead of the writer."""
 
 
 def metadata(run_id: str, operation: str, regions: list[tuple[str, str]] | None = None) -> Any:
@@ -67,7 +72,7 @@ def writer_properties() -> Any:
     from deltalake import WriterProperties
 
     # Small row groups keep the writer's buffers (and so the committer's memory) bounded.
-    return WriterProperties(compression="ZSTD", max_row_group_size=64 * 1024, write_batch_size=1024)
+    return WriterProperties(compression="ZSTD", max_row_group_size=8192, write_batch_size=1024)
 
 
 @dataclass
@@ -112,6 +117,11 @@ class Committer:
         self.commits = 0
 
     def add(self, item: Pending) -> None:
+        """Queue a finished region; the pending batch commits first if the region would push
+        it past the rows bound (a batch exceeds it only when one region alone does)."""
+        size = item.spooled.size if item.spooled is not None else 0
+        if size and self.batch.rows and self.batch.rows + size > self.max_rows:
+            self.commit()
         if not self.batch.items:
             self.batch = Batch()
         self.batch.items.append(item)
@@ -156,6 +166,7 @@ class Committer:
             stale = self._stale(spec, spooled) if spec is COMMAND_PLUGINS or spec.snapshot else None
             if files or (stale is not None and stale.num_rows):
                 self.lease.check()
+                release_free_memory()  # what the walks and the last merge freed, before this one
                 self._write(spec, spooled, files, regions, stale)
         if rows:
             self.lease.check()
@@ -184,7 +195,9 @@ class Committer:
         storage = self.lake.storage
         paths = [storage.fs_path(storage.uri(f)) for f in files]
         spooled = ds.dataset(paths, schema=spool_schema(spec), filesystem=storage.fs)
-        yield from spooled.to_batches(batch_size=_READ_BATCH, batch_readahead=2)
+        yield from spooled.to_batches(
+            batch_size=_READ_BATCH, batch_readahead=0, fragment_readahead=1, use_threads=False
+        )
 
     def _write(
         self,

@@ -16,6 +16,7 @@ from typing import Any
 
 from .commit import metadata, writer_properties
 from .lake import Lake
+from .memory import release_free_memory
 from .schema import TABLES, TableSpec
 
 log = logging.getLogger("ssm_etl")
@@ -29,6 +30,7 @@ def maintain(
 ) -> None:
     for spec in tables:
         table = lake.table(spec)
+        release_free_memory()
         compact(table, run_id)
         vacuum(table, run_id, keep_days)
 

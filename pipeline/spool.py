@@ -31,8 +31,12 @@ from .storage import Storage
 
 OP = "_op"
 UPSERT, EXPIRE = "upsert", "expire"
-FLUSH_BYTES = 32 * 1024 * 1024
+FLUSH_BYTES = 8 * 1024 * 1024
 """Buffered bytes of all of a region's tables together: bounds a region task's memory."""
+ROW_GROUP_ROWS = 8192
+"""Rows per row group of a spooled file. The committer streams a spool into a merge in small
+batches, and a Parquet reader decodes a row group's pages as a whole: one row group per
+flush (a region's whole plugin output) made the commit hold tens of MB per region."""
 
 
 def spool_schema(spec: TableSpec) -> pa.Schema:
@@ -151,7 +155,9 @@ class RegionWriter:
             path = Path(self._tmp.name) / f"{name}.parquet"
             writer = pq.ParquetWriter(path, spool_schema(spec), compression="zstd")
             self._writers[name] = (spec, writer, path)
-        self._writers[name][1].write_table(pa.concat_tables(buffered))
+        self._writers[name][1].write_table(
+            pa.concat_tables(buffered), row_group_size=ROW_GROUP_ROWS
+        )
 
     def close(self) -> SpooledRegion:
         """Finish every file and hand it to the lake's spool; returns what was spooled."""

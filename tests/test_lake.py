@@ -4,7 +4,9 @@ the spool, and how a table gains a column."""
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -143,3 +145,72 @@ def test_a_new_column_reaches_an_existing_table_and_old_rows_read_null(tmp_path)
     rows = table.to_pyarrow_table(columns=["command_id", "noted_at"]).to_pylist()
     assert rows == [{"command_id": "c-1", "noted_at": None}]
     assert table.history(1)[0]["ssm_etl"] == {"run_id": "run-2", "operation": "add columns"}
+
+
+def _spooled_region(lake: Lake, region: str, invocations: int):
+    """A region's spool of `invocations` one-plugin invocations (2 rows each)."""
+    writer = RegionWriter(lake.storage, "run-1", "012345678901", region)
+    records = [
+        invocation(
+            f"c-{i}",
+            "i-00000001",
+            at("2026-02-01T00:00:00"),
+            "Success",
+            plugins=[plugin("p0", "Success", 0)],
+        )  # fmt: skip
+        for i in range(invocations)
+    ]
+    page = flatten_page(records, replace(LINEAGE, region=region))
+    writer.add(INVOCATIONS, page.invocations)
+    writer.add(COMMAND_PLUGINS, page.plugins)
+    return writer.close()
+
+
+def test_a_batch_commits_before_a_region_would_take_it_past_the_rows_bound(tmp_path):
+    """The rows bound is what holds the committer's memory: a region that would take the
+    pending batch past it commits the batch first; only a region that alone exceeds the
+    bound makes a batch larger than it, and then it commits alone."""
+    from pipeline.commit import Committer, Pending
+
+    lake = Lake.create(tmp_path / "lake")
+    with lake.lock() as lease:
+        lake.ensure_tables()
+        committer = Committer(lake, "run-1", lease, max_rows=100)
+        batches = []
+        original = committer.commit
+
+        def commit() -> None:
+            batches.append([p.spooled.region for p in committer.batch.items])
+            original()
+
+        committer.commit = commit
+        for region, size in [("r1", 20), ("r2", 20), ("r3", 20), ("r4", 80), ("r5", 10)]:
+            committer.add(Pending(_spooled_region(lake, region, size), None))
+            committer.commit_if_due()
+        committer.commit()
+    # r1+r2 hold 80 rows; r3 would make 120: r1 and r2 commit first, and so on.
+    assert batches == [["r1", "r2"], ["r3"], ["r4"], ["r5"]]
+    counts = connect(lake).sql("SELECT region, count(*) FROM invocations GROUP BY 1 ORDER BY 1")
+    assert counts.fetchall() == [("r1", 20), ("r2", 20), ("r3", 20), ("r4", 80), ("r5", 10)]
+
+
+def test_the_cli_gives_arrow_the_c_allocator_that_delta_rs_shares(tmp_path):
+    """The walks' freed buffers are reused by the commit only if Arrow and delta-rs share an
+    allocator (benchmarks/README.md, "Memory"); a user's own choice is kept."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\nfrom flows.cli import main\n"
+        "main(['status', '--lake', sys.argv[1]])\n"
+        "import pyarrow\nprint(pyarrow.default_memory_pool().backend_name)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    for chosen, expected in [(None, "system"), ("jemalloc", "jemalloc")]:
+        extra = {"ARROW_DEFAULT_MEMORY_POOL": chosen} if chosen else {}
+        out = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / "missing")],
+            env={**env, **extra}, capture_output=True, text=True, check=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )  # fmt: skip
+        assert out.stdout.split()[-1] == expected
