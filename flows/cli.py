@@ -727,11 +727,14 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    # Before pyarrow loads: Arrow's buffers come from the C allocator that delta-rs's writer
-    # and DuckDB also use, so memory a region walk freed is reused by the commit after it.
-    # With Arrow's own jemalloc the walk's freed pages stayed resident beside the commit's
-    # (benchmarks/README.md, "Memory").
+    # Before pyarrow and deltalake load (a user's own settings win; benchmarks/README.md,
+    # "Memory"): Arrow's buffers come from the C allocator, which returns what the region
+    # walks freed before each merge (`pipeline.memory`); with Arrow's own jemalloc the walks'
+    # freed pages stayed resident beside the commit's. delta-rs has its own jemalloc (read
+    # from _RJEM_MALLOC_CONF), which by default keeps freed pages for 10 s: one batch's merge
+    # would still hold them while the next batch merges.
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
     args = build_parser().parse_args(argv)
     verbose = getattr(args, "verbose", False)
     if threading_main():
