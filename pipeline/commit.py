@@ -166,7 +166,7 @@ class Committer:
             stale = self._stale(spec, spooled) if spec is COMMAND_PLUGINS or spec.snapshot else None
             if files or (stale is not None and stale.num_rows):
                 self.lease.check()
-                release_free_memory()  # what the walks and the last merge freed, before this one
+                release_free_memory()  # what the walks and the last source freed, before this merge
                 self._write(spec, spooled, files, regions, stale)
         if rows:
             self.lease.check()
