@@ -49,14 +49,44 @@ def concurrency_tags(job: RegionJob) -> list[str]:
     return ["ssm-etl", f"account:{job.account_id}", f"region:{job.region}"]
 
 
+LIMITS_PAGE = 200
+"""The Prefect server's largest page (PREFECT_API_DEFAULT_LIMIT)."""
+
+
+def limited_tags() -> frozenset[str]:
+    """The tags that a concurrency limit on the Prefect server names (limit `tag:<tag>`)."""
+    from prefect.client.orchestration import get_client
+
+    tags: set[str] = set()
+    with get_client(sync_client=True) as client:
+        offset = 0
+        while True:
+            page = client.read_global_concurrency_limits(limit=LIMITS_PAGE, offset=offset)
+            tags.update(limit.name.removeprefix("tag:") for limit in page
+                        if limit.name.startswith("tag:"))  # fmt: skip
+            if len(page) < LIMITS_PAGE:
+                return frozenset(tags)
+            offset += LIMITS_PAGE
+
+
 class PrefectRunner:
-    """Submits region tasks to the flow's task runner, at most `concurrency` at a time."""
+    """Submits region tasks to the flow's task runner, at most `concurrency` at a time.
+
+    A task is tagged only with those of its `concurrency_tags` that a limit
+    names, read once per run. Prefect takes a slot (a database write) for
+    every tag of a task as it starts, limit or not, and on its SQLite server
+    region tasks starting together collide: the server answers 503 and
+    Prefect's client retries after 2 s, each time, for every region but the
+    first. A limit created during a run applies from the next run.
+    """
 
     def __init__(self, concurrency: int) -> None:
         self.concurrency = concurrency
+        self.limited = limited_tags()
 
     def submit(self, job: RegionJob) -> Any:
-        return ingest_region_task.with_options(tags=concurrency_tags(job)).submit(job)
+        tags = [tag for tag in concurrency_tags(job) if tag in self.limited]
+        return ingest_region_task.with_options(tags=tags).submit(job)
 
 
 def publish_artifacts(summary: RunSummary) -> None:

@@ -255,9 +255,47 @@ def test_each_run_publishes_a_summary_and_a_table_artifact(nightly_lake):
     assert sum(row["invocations"] for row in rows) == sum(r.invocations for r in summary.results)
 
 
-def test_region_tasks_carry_the_tags_concurrency_limits_act_on(nightly_lake):
+def test_region_tasks_carry_the_tags_a_concurrency_limit_names_and_no_other(
+    fleet, prefect_api, tmp_path
+):
+    """Prefect takes a slot for every tag of a starting task, a database write that
+    collides on its SQLite server when regions start together: only tags with a limit."""
     from prefect.client.orchestration import get_client
 
     with get_client(sync_client=True) as client:
-        tags = [set(run.tags) for run in client.read_task_runs() if run.name.startswith(ACCOUNT)]
-    assert {"ssm-etl", f"account:{ACCOUNT}", "region:eu-west-1"} in tags
+        client.create_concurrency_limit(tag="region:eu-west-1", concurrency_limit=50)
+        try:
+            state = nightly(
+                lake=str(tmp_path / "lake"), regions=["eu-west-1", "us-east-1"],
+                endpoint_url=fleet.url, return_state=True,
+            )  # fmt: skip
+        finally:
+            client.delete_concurrency_limit_by_tag("region:eu-west-1")
+        flow_run = state.state_details.flow_run_id
+        runs = [run for run in client.read_task_runs() if run.flow_run_id == flow_run]
+    assert state.result().exit_code == 0
+    tags = {run.name: set(run.tags) for run in runs}
+    assert tags == {f"{ACCOUNT}/eu-west-1": {"region:eu-west-1"}, f"{ACCOUNT}/us-east-1": set()}
+
+
+def test_the_limited_tags_are_read_across_pages_of_limits(prefect_api, monkeypatch):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+
+    import flows.nightly
+
+    monkeypatch.setattr(flows.nightly, "LIMITS_PAGE", 2)
+    tags = [f"account:{n:012d}" for n in range(4)]
+    with get_client(sync_client=True) as client:
+        try:
+            for tag in tags:
+                client.create_concurrency_limit(tag=tag, concurrency_limit=2)
+            client.create_global_concurrency_limit(
+                GlobalConcurrencyLimitCreate(name="nightly", limit=1)
+            )
+            limited = flows.nightly.limited_tags()
+        finally:
+            for tag in tags:
+                client.delete_concurrency_limit_by_tag(tag)
+            client.delete_global_concurrency_limit_by_name("nightly")
+    assert set(tags) <= limited and "nightly" not in limited
