@@ -252,6 +252,9 @@ def walk_region(
     """
     check(stop)
     decoding(client)  # once, here: the slices' threads would race to register the hook
+    # And botocore's paginator model, which each slice's first page would load at once,
+    # each scanning botocore's data directory before the client caches it.
+    client.get_paginator("list_command_invocations")
     sink = _Sink(writer, lineage, redactor)
     halt = threading.Event()  # the first failure, or `stop`: every slice ends
 
