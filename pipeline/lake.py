@@ -363,6 +363,16 @@ class Snapshot:
         table = self.tables[spec.name]
         return None if table is None else int(table.version())
 
+    def missing(self, spec: TableSpec) -> list[pa.Field]:
+        """Columns of `spec` the table has not got at this version: added to the schema
+        since (a lake the next run has not reached yet, or time travel to before the run
+        that added them). Readers read them as NULL."""
+        table = self.tables[spec.name]
+        if table is None:
+            return []
+        present = {f.name for f in table.schema().fields}
+        return [f for f in spec.table_schema if f.name not in present]
+
     def files(self, spec: TableSpec) -> list[str]:
         """The data files of the table at this version (absolute paths or `s3://` URLs)."""
         if spec.name not in self._files:
@@ -386,13 +396,19 @@ def dataset(storage: Storage, spec: TableSpec, uris: list[str]) -> Any:
     if not uris:
         return spec.table_schema.empty_table()
     partitions = pa.schema([spec.table_schema.field(c) for c in spec.partition_by])
-    return ds.dataset(
-        [storage.fs_path(uri) for uri in uris],
-        format="parquet",
-        filesystem=storage.fs,
-        partitioning=ds.partitioning(partitions, flavor="hive"),
-        partition_base_dir=storage.fs_path(storage.uri(spec.name)),
-    )
+    options = {
+        "format": "parquet",
+        "filesystem": storage.fs,
+        "partitioning": ds.partitioning(partitions, flavor="hive"),
+        "partition_base_dir": storage.fs_path(storage.uri(spec.name)),
+    }
+    paths = [storage.fs_path(uri) for uri in uris]
+    found = ds.dataset(paths, **options)
+    missing = [f for f in spec.table_schema if f.name not in found.schema.names]
+    if not missing:
+        return found
+    # A version from before a column was added (`Snapshot.missing`) reads it as NULL.
+    return ds.dataset(paths, schema=pa.schema([*found.schema, *missing]), **options)
 
 
 def local_path(location: str | os.PathLike[str]) -> Path | None:

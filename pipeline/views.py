@@ -69,7 +69,12 @@ def table_source(snapshot: Snapshot, spec: TableSpec) -> str:
         return f"(SELECT {columns} WHERE false)"
     partitions = ", ".join(f"'{c}': VARCHAR" for c in spec.partition_by)
     listed = ", ".join(sql_literal(f) for f in files)
-    return f"read_parquet([{listed}], hive_partitioning = true, hive_types = {{{partitions}}})"
+    source = f"read_parquet([{listed}], hive_partitioning = true, hive_types = {{{partitions}}})"
+    missing = snapshot.missing(spec)
+    if not missing:
+        return source
+    nulls = ", ".join(f"CAST(NULL AS {duckdb_type(f.type)}) AS {f.name}" for f in missing)
+    return f"(SELECT *, {nulls} FROM {source})"
 
 
 def view_sql(snapshot: Snapshot) -> dict[str, str]:

@@ -8,6 +8,7 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -15,8 +16,8 @@ import pytest
 from pipeline.decode import flatten_page
 from pipeline.errors import ConfigError, LakeBusyError
 from pipeline.flatten import Lineage
-from pipeline.lake import FORMAT_VERSION, Lake
-from pipeline.schema import COMMAND_PLUGINS, INVOCATIONS, TABLES, TIMESTAMP
+from pipeline.lake import FORMAT_VERSION, AsOf, Lake
+from pipeline.schema import COMMAND_PLUGINS, INGEST_RUNS, INVOCATIONS, TABLES, TIMESTAMP
 from pipeline.spool import RegionWriter
 from pipeline.views import connect
 from tests.lakes import at, ingest, invocation, plugin
@@ -145,6 +146,45 @@ def test_a_new_column_reaches_an_existing_table_and_old_rows_read_null(tmp_path)
     rows = table.to_pyarrow_table(columns=["command_id", "noted_at"]).to_pylist()
     assert rows == [{"command_id": "c-1", "noted_at": None}]
     assert table.history(1)[0]["ssm_etl"] == {"run_id": "run-2", "operation": "add columns"}
+
+
+def test_a_version_from_before_a_column_was_added_reads_it_as_null(tmp_path):
+    """A lake this release has not run yet, or time travel to before the run that added a
+    column: readers (the views) see the column, NULL, rather than fail to bind it."""
+    lake = Lake.create(tmp_path / "lake")
+    ingest(lake, [invocation("c-1", "i-00000001", at("2026-02-01T00:00:00"), "Success")])
+    before = lake.table(INVOCATIONS).version()
+    grown = replace(INVOCATIONS, schema=pa.schema([*INVOCATIONS.schema, ("noted_at", TIMESTAMP)]))
+    con = duckdb.connect()
+    con.register("unrun", lake.snapshot().dataset(grown))  # not yet run by the new release
+    with lake.lock():
+        lake.ensure_tables((grown,), run_id="run-2")
+    con.register("earlier", lake.snapshot(AsOf(version=before)).dataset(grown))
+    for name in ("unrun", "earlier"):
+        assert con.sql(f"SELECT command_id, noted_at FROM {name}").fetchall() == [("c-1", None)]
+
+
+def test_the_views_read_a_column_an_older_release_did_not_write_as_null(tmp_path):
+    """`ssm-etl sql` or `report` after an upgrade, before the next run adds the column."""
+    from deltalake import write_deltalake
+
+    lake = Lake.create(tmp_path / "lake")
+    ingest(lake, [invocation("c-1", "i-00000001", at("2026-02-01T00:00:00"), "Success")])
+    older = pa.schema(list(INGEST_RUNS.table_schema)[:-1])  # without its newest column
+    moment = at("2026-02-01T00:00:00")
+    row = {"run_id": "run-0", "account_id": "012345678901", "region": "eu-west-1",
+           "started_at": moment, "finished_at": moment, "pages": 1, "invocations": 1,
+           "plugins": 0, "quarantined": 0, "status": "succeeded"}  # fmt: skip
+    write_deltalake(
+        lake.table_uri(INGEST_RUNS),
+        pa.Table.from_pylist([row], schema=older),
+        mode="overwrite",
+        schema_mode="overwrite",
+        partition_by=list(INGEST_RUNS.partition_by),
+    )
+    newest = INGEST_RUNS.table_schema[-1].name
+    rows = connect(lake).sql(f"SELECT run_id, {newest} FROM ingest_runs").fetchall()
+    assert rows == [("run-0", None)]
 
 
 def _spooled_region(lake: Lake, region: str, invocations: int):
