@@ -11,9 +11,9 @@ nullable field to the end of a schema here. The next run adds it to the
 existing Delta table (`Lake.ensure_tables`, an ALTER TABLE ADD COLUMN), rows
 written before read as NULL, and the views name columns explicitly so nothing
 else moves. Until that run (and in time travel to before it) readers see the
-column as NULL too (`Snapshot.missing`). Columns are never renamed, retyped or dropped: add a new one.
-Delta stores timestamps in microseconds; the values here are whole
-milliseconds, as the API sends them, and stay so.
+column as NULL too (`Snapshot.missing`). Columns are never renamed, retyped or
+dropped: add a new one. Delta stores timestamps in microseconds; the values
+here are whole milliseconds, as the API sends them, and stay so.
 """
 
 from __future__ import annotations
