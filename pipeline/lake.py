@@ -396,19 +396,18 @@ def dataset(storage: Storage, spec: TableSpec, uris: list[str]) -> Any:
     if not uris:
         return spec.table_schema.empty_table()
     partitions = pa.schema([spec.table_schema.field(c) for c in spec.partition_by])
-    options = {
-        "format": "parquet",
-        "filesystem": storage.fs,
-        "partitioning": ds.partitioning(partitions, flavor="hive"),
-        "partition_base_dir": storage.fs_path(storage.uri(spec.name)),
-    }
-    paths = [storage.fs_path(uri) for uri in uris]
-    found = ds.dataset(paths, **options)
+    found = ds.dataset(
+        [storage.fs_path(uri) for uri in uris],
+        format="parquet",
+        filesystem=storage.fs,
+        partitioning=ds.partitioning(partitions, flavor="hive"),
+        partition_base_dir=storage.fs_path(storage.uri(spec.name)),
+    )
     missing = [f for f in spec.table_schema if f.name not in found.schema.names]
     if not missing:
         return found
     # A version from before a column was added (`Snapshot.missing`) reads it as NULL.
-    return ds.dataset(paths, schema=pa.schema([*found.schema, *missing]), **options)
+    return found.replace_schema(pa.schema([*found.schema, *missing]))
 
 
 def local_path(location: str | os.PathLike[str]) -> Path | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Iterable
 from pathlib import Path
 
 import duckdb
@@ -59,22 +60,23 @@ def duckdb_type(kind: pa.DataType) -> str:
     raise TypeError(f"no DuckDB type for Arrow {kind}")
 
 
+def _nulls(fields: Iterable[pa.Field]) -> str:
+    """A select list of typed NULL columns named like `fields`."""
+    return ", ".join(f"CAST(NULL AS {duckdb_type(f.type)}) AS {f.name}" for f in fields)
+
+
 def table_source(snapshot: Snapshot, spec: TableSpec) -> str:
     """What a base view selects from: its table's data files at the snapshot's version."""
     files = snapshot.files(spec)
     if not files:
-        columns = ", ".join(
-            f"CAST(NULL AS {duckdb_type(f.type)}) AS {f.name}" for f in spec.table_schema
-        )
-        return f"(SELECT {columns} WHERE false)"
+        return f"(SELECT {_nulls(spec.table_schema)} WHERE false)"
     partitions = ", ".join(f"'{c}': VARCHAR" for c in spec.partition_by)
     listed = ", ".join(sql_literal(f) for f in files)
     source = f"read_parquet([{listed}], hive_partitioning = true, hive_types = {{{partitions}}})"
     missing = snapshot.missing(spec)
     if not missing:
         return source
-    nulls = ", ".join(f"CAST(NULL AS {duckdb_type(f.type)}) AS {f.name}" for f in missing)
-    return f"(SELECT *, {nulls} FROM {source})"
+    return f"(SELECT *, {_nulls(missing)} FROM {source})"
 
 
 def view_sql(snapshot: Snapshot) -> dict[str, str]:
