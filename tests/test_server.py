@@ -48,3 +48,66 @@ def test_the_temporary_server_dies_with_a_sigkilled_parent(tmp_path):
         parent.kill()
         parent.wait()
         parent.stdout.close()
+
+
+class _Started:
+    """Stands for a LocalServer that is already up (`prefect_api` only waits on and stops it)."""
+
+    url = "http://127.0.0.1:9/api"
+    stopped = False
+
+    def wait(self) -> str:
+        return self.url
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def test_flows_on_the_run_s_own_server_send_no_heartbeats(monkeypatch):
+    """Heartbeats tell a lasting server that a run died; this one dies with the run, and the
+    flow would wait up to a second at its end for the thread that sends them."""
+    from prefect.settings import get_current_settings
+
+    from flows import server as module
+
+    monkeypatch.setattr(module, "configured", lambda: False)
+    monkeypatch.setattr(module, "_drain", lambda: None)
+    started = _Started()
+    default = get_current_settings().flows.heartbeat_frequency
+    assert default is not None
+    with module.prefect_api(started) as url:
+        settings = get_current_settings()
+        assert url == started.url and settings.api.url == started.url
+        assert settings.flows.heartbeat_frequency is None
+    assert started.stopped
+    assert get_current_settings().flows.heartbeat_frequency == default
+
+
+EXITS = """
+import atexit, sys
+from flows import cli
+atexit.register(print, "exit handler ran")
+sys.argv = ["ssm-etl", *sys.argv[1:]]
+cli.entry()
+print("not reached")
+"""
+
+
+def test_the_console_script_runs_exit_handlers_and_flushes_before_it_ends():
+    """`entry` skips the interpreter's teardown, not what a command printed or registered."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # pipes buffer
+    good = ["ddl", "--engine", "athena", "--location", "s3://bucket/lake"]
+    done = subprocess.run(
+        [sys.executable, "-c", EXITS, *good], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    ddl, _, tail = done.stdout.rpartition("exit handler ran\n")
+    assert "'table_type' = 'DELTA'" in ddl and ddl.count("CREATE EXTERNAL TABLE") >= 6
+    assert tail == "" and "not reached" not in done.stdout
+    bad = ["ddl", "--engine", "athena", "--location", "/not/s3"]
+    done = subprocess.run(
+        [sys.executable, "-c", EXITS, *bad], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 2
+    assert done.stdout == "exit handler ran\n"
+    assert done.stderr.startswith("ssm-etl: error: --location") and done.stderr.count("\n") == 1
