@@ -484,12 +484,14 @@ class _Terminated(Exception):
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = _run_config(args)
     _quiet_prefect(args.verbose)
     from flows.server import early_server, prefect_api
 
-    server = early_server()  # Prefect's server boots while AWS is checked and Prefect imported
+    # Prefect's server boots (seconds) while the configuration and AWS are checked and
+    # Prefect is imported here; a refused configuration stops it before it has imported much.
+    server = early_server()
     try:
+        config = _run_config(args)
         _preflight(config)
         from flows.nightly import flow_parameters, with_runner  # Prefect only where it runs
         from pipeline.progress import shown
@@ -733,9 +735,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # walks freed before each merge (`pipeline.memory`); with Arrow's own jemalloc the walks'
     # freed pages stayed resident beside the commit's. delta-rs has its own jemalloc (read
     # from _RJEM_MALLOC_CONF), which by default keeps freed pages for 10 s: one batch's merge
-    # would still hold them while the next batch merges.
+    # would still hold them while the next batch merges. 100 ms, not 0: returning every
+    # freed page at once made each merge fault its pages in again, twice as slow.
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-    os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:0,muzzy_decay_ms:0")
+    os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:100,muzzy_decay_ms:0")
     args = build_parser().parse_args(argv)
     verbose = getattr(args, "verbose", False)
     if threading_main():

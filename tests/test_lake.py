@@ -251,7 +251,7 @@ def test_the_cli_sets_both_allocators_before_they_load_and_keeps_a_users_choice(
     names = ("ARROW_DEFAULT_MEMORY_POOL", "_RJEM_MALLOC_CONF")
     env = {k: v for k, v in os.environ.items() if k not in names}
     for chosen, expected in [
-        ({}, ["system", "dirty_decay_ms:0,muzzy_decay_ms:0"]),
+        ({}, ["system", "dirty_decay_ms:100,muzzy_decay_ms:0"]),
         (dict(zip(names, ["jemalloc", "narenas:2"], strict=True)), ["jemalloc", "narenas:2"]),
     ]:
         out = subprocess.run(
