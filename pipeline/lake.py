@@ -209,8 +209,7 @@ class Lake:
                 )
                 continue
             table = self.table(spec)
-            present = {f.name for f in table.schema().fields}
-            missing = [f for f in spec.table_schema if f.name not in present]
+            missing = spec.absent_from(_column_names(table))
             if missing:
                 _add_columns(table, missing, run_id)
 
@@ -368,10 +367,7 @@ class Snapshot:
         since (a lake the next run has not reached yet, or time travel to before the run
         that added them). Readers read them as NULL."""
         table = self.tables[spec.name]
-        if table is None:
-            return []
-        present = {f.name for f in table.schema().fields}
-        return [f for f in spec.table_schema if f.name not in present]
+        return [] if table is None else spec.absent_from(_column_names(table))
 
     def files(self, spec: TableSpec) -> list[str]:
         """The data files of the table at this version (absolute paths or `s3://` URLs)."""
@@ -389,6 +385,10 @@ class Snapshot:
         return dataset(self.lake.storage, spec, self.files(spec))
 
 
+def _column_names(table: Any) -> set[str]:
+    return {f.name for f in table.schema().fields}
+
+
 def dataset(storage: Storage, spec: TableSpec, uris: list[str]) -> Any:
     """A pyarrow dataset of a table's data files (partition columns from their Hive paths)."""
     import pyarrow.dataset as ds
@@ -403,7 +403,7 @@ def dataset(storage: Storage, spec: TableSpec, uris: list[str]) -> Any:
         partitioning=ds.partitioning(partitions, flavor="hive"),
         partition_base_dir=storage.fs_path(storage.uri(spec.name)),
     )
-    missing = [f for f in spec.table_schema if f.name not in found.schema.names]
+    missing = spec.absent_from(found.schema.names)
     if not missing:
         return found
     # A version from before a column was added (`Snapshot.missing`) reads it as NULL.

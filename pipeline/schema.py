@@ -18,6 +18,7 @@ here are whole milliseconds, as the API sends them, and stay so.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -272,6 +273,11 @@ class TableSpec:
         """The Delta table's columns: the flattener's, then the month partition if any."""
         schema = pa.schema([*self.schema, *self.kept])
         return schema.append(MONTH) if self.month_from else schema
+
+    def absent_from(self, stored: Collection[str]) -> list[pa.Field]:
+        """Columns of the table missing from `stored`, the column names of a version or
+        file written before they were added: a run adds them, readers read them as NULL."""
+        return [f for f in self.table_schema if f.name not in stored]
 
 
 INVOCATIONS = TableSpec(
