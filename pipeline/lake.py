@@ -373,7 +373,8 @@ class Snapshot:
         """The data files of the table at this version (absolute paths or `s3://` URLs)."""
         if spec.name not in self._files:
             table = self.tables[spec.name]
-            self._files[spec.name] = [] if table is None else list(table.file_uris())
+            root = self.lake.storage.uri(spec.name)
+            self._files[spec.name] = [] if table is None else _data_files(table, root)
         return self._files[spec.name]
 
     def dataset(self, spec: TableSpec) -> Any:
@@ -383,6 +384,20 @@ class Snapshot:
         query's columns and filters pushed down: what internal queries use.
         """
         return dataset(self.lake.storage, spec, self.files(spec))
+
+
+def _data_files(table: Any, root: str) -> list[str]:
+    """The table's data files, named from `root` (the storage's own name of the table).
+
+    delta-rs names them from its table URL, which is percent-encoded: a lake
+    under "/srv/my lake" comes back as "/srv/my%20lake/...", which no file
+    system, pyarrow's and DuckDB's included, finds. What follows the table's
+    URL is the file's real name.
+    """
+    url = table.table_uri.removeprefix("file://").rstrip("/") + "/"
+    return [
+        f"{root}/{uri[len(url) :]}" if uri.startswith(url) else uri for uri in table.file_uris()
+    ]
 
 
 def _column_names(table: Any) -> set[str]:
