@@ -31,7 +31,7 @@ from botocore.credentials import (
 )
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .decode import Page, read_page, requested_ms
+from .decode import Page, parse_page, requested_ms, settle
 from .errors import ConfigError, FatalAwsError
 from .paging import PageRetry as PageRetry  # re-exported: ingest.IngestOptions holds one
 from .paging import aws_error, call, pages
@@ -157,7 +157,7 @@ def _decode_body(
 ) -> None:
     if response_dict["status_code"] >= 300 or PAGE in customized_response_dict:
         return  # an error (botocore's to parse), or already decoded
-    page = read_page(response_dict["body"])
+    page = parse_page(response_dict["body"])  # settled by the caller, a few pages at once
     response_dict["body"] = b""  # botocore's parser has nothing left to do
     customized_response_dict[PAGE] = page
     if page.next_token:
@@ -186,8 +186,13 @@ def invocation_pages(
     retry: PageRetry,
     stop: threading.Event | None = None,
     region: str = "",
+    settled: bool = True,
 ) -> Iterator[Page]:
-    """Every page of ListCommandInvocations (`request` plus Details=true), decoded."""
+    """Every page of ListCommandInvocations (`request` plus Details=true), decoded.
+
+    With `settled=False`, pages come as read (`decode.parse_page`), for a caller
+    that `settle`s a run of them at once.
+    """
     decoding(client)
     request = {"Details": True, **request}
     for response in pages(
@@ -199,7 +204,8 @@ def invocation_pages(
         region=region,
         page_size=PAGE_SIZE,
     ):
-        yield response[PAGE]
+        page = response[PAGE]
+        yield settle([page]) if settled else page
 
 
 def newest_requested_ms(
@@ -228,7 +234,7 @@ def newest_requested_ms(
         stop=stop,
         region=region,
     )
-    page: Page = response[PAGE]
+    page = settle([response[PAGE]])
     return requested_ms(page)[0].as_py() if len(page) else None
 
 

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .decode import Page, flatten, requested_ms
+from .decode import Page, flatten, requested_ms, settle
 from .errors import AwsError, BadRecordError, FatalAwsError, Interrupted
 from .extract import decoding, invocation_pages, time_filters
 from .flatten import Lineage, Rejected, check_timestamp, flatten_source, quarantine_table, raw_json
@@ -75,22 +75,23 @@ def slice_count(round_trip: float, most: int) -> int:
 
 
 BATCH_RECORDS = 500
-"""Consecutive pages are flattened and buffered together up to this many records:
-flattening costs about as much for ten pages as for one, in fixed per-call overhead."""
+"""Consecutive pages are checked, flattened and buffered together up to this many
+records: each costs about as much for ten pages as for one, in fixed per-call overhead."""
 
 
 def batches(pages: Iterable[Page], most: int = BATCH_RECORDS) -> Iterator[tuple[Page, int]]:
-    """(pages joined, how many), in order, each run reaching `most` records or the end."""
+    """(pages joined and settled, how many), in order, each run reaching `most` records
+    or the end."""
     run: list[Page] = []
     size = 0
     for page in pages:
         run.append(page)
         size += len(page)
         if size >= most:
-            yield Page.concat(run), len(run)
+            yield settle(run), len(run)
             run, size = [], 0
     if run:
-        yield Page.concat(run), len(run)
+        yield settle(run), len(run)
 
 
 def _ms(value: int | None) -> datetime | None:
@@ -261,7 +262,9 @@ def walk_region(
     def walk_slice(stream: int, part: Slice) -> None:
         try:
             request = part.request()
-            walk = invocation_pages(client, request, retry=retry, stop=halt, region=lineage.region)
+            walk = invocation_pages(
+                client, request, retry=retry, stop=halt, region=lineage.region, settled=False
+            )
             for page, count in batches(walk):
                 sink.write(stream, part.owned(page), count)
         except AwsError as exc:

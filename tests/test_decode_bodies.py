@@ -29,9 +29,11 @@ from pipeline.decode import (
     _check_utf8,
     decode_page,
     flatten,
+    parse_page,
     read_arrow,
     read_page,
     read_records,
+    settle,
 )
 from pipeline.errors import MalformedResponseError
 from pipeline.extract import PAGE, AwsSettings, decoding, invocation_pages, newest_requested_ms
@@ -679,10 +681,11 @@ def test_the_hook_is_registered_once_however_often_asked(canned):
     assert len(_flat(client.list_command_invocations()[PAGE]).invocations) == 1
 
 
-def _walk(emulator, region: str) -> list[Page]:
+def _walk(emulator, region: str, settled: bool = True) -> list[Page]:
     aws = AwsSettings(endpoint_url=emulator.url, max_attempts=1)
     client = aws.client(aws.session(), "ssm", region)
-    return list(invocation_pages(client, {}, retry=PageRetry(attempts=0), region=region))
+    retry = PageRetry(attempts=0)
+    return list(invocation_pages(client, {}, retry=retry, region=region, settled=settled))
 
 
 @pytest.mark.parametrize("region", ["us-east-1", "eu-west-1"])
@@ -747,10 +750,27 @@ def _concat(flats: list[FlatPage]) -> FlatPage:
     )
 
 
+def test_a_run_of_pages_is_checked_at_once_and_only_a_bad_page_goes_record_by_record():
+    bad = [record(CommandId=""), other()]
+    bodies = [body([record()]), body(bad), body([other()], token=None)]
+    pages = [parse_page(b) for b in bodies]
+    assert all(page.body is not None for page in pages), "pyarrow.json reads all three"
+    joined = settle(pages)
+    one_by_one = [read_page(b) for b in bodies]
+    assert joined.body is None and joined.next_token is None
+    assert joined.records.equals(pa.concat_arrays([page.records for page in one_by_one]))
+    assert joined.rejected == one_by_one[1].rejected
+    assert [r.reason for r in joined.rejected] == ["CommandId is missing"]
+    assert len(joined) == 3
+    # An unsettled page is never flattened as it stands.
+    assert_same(_flat(pages[1]), decode_page(bodies[1], LINEAGE))
+
+
 @pytest.mark.parametrize("most", [1, 120, BATCH_RECORDS, 10**9])
 def test_batched_pages_flatten_as_page_by_page(emulator, most):
     emulator.set_faults({"seed": 4, "regions": {"us-east-1": {"malformed_rate": 0.01}}})
-    pages = _walk(emulator, "us-east-1")
+    pages = _walk(emulator, "us-east-1", settled=False)
+    assert any(settle([page]).rejected for page in pages), "some pages hold bad records"
     joined = list(batches(pages, most))
     assert sum(count for _, count in joined) == len(pages)
     if most > 1:
@@ -758,6 +778,6 @@ def test_batched_pages_flatten_as_page_by_page(emulator, most):
     for page, count in joined:
         if count > 1:
             assert len(page) - 50 < most  # a run stops at the page that reaches `most`
-    by_page = _concat([_flat(p, REDACTOR) for p in pages])
+    by_page = _concat([_flat(settle([p]), REDACTOR) for p in pages])
     by_batch = _concat([_flat(p, REDACTOR) for p, _ in joined])
     assert_same(by_batch, by_page)
