@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -359,6 +360,8 @@ def _partition_files(lake: Lake, spec: TableSpec, spooled: list[SpooledRegion]) 
     columns = [actions.column(f"partition.{c}").to_pylist() for c in spec.partition_by]
     base = lake.table_uri(spec)
     paths = actions.column("path").to_pylist()
-    return [
-        f"{base}/{path}" for path, *key in zip(paths, *columns, strict=True) if tuple(key) in wanted
+    return [  # a path in the log is a URL, relative to the table
+        f"{base}/{unquote(path)}"
+        for path, *key in zip(paths, *columns, strict=True)
+        if tuple(key) in wanted
     ]

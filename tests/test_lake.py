@@ -265,8 +265,14 @@ def test_the_cli_sets_both_allocators_before_they_load_and_keeps_a_users_choice(
 def test_a_lake_under_a_path_that_urls_must_escape_is_read_by_every_reader(tmp_path):
     # delta-rs names data files by percent-encoded URL ("my%20lake"): no reader found them.
     lake = Lake.create(tmp_path / "my lake #1 100%")
-    ingest(lake, [invocation("c-1", "i-1", at("2024-05-01T10:00:00"), "Success")])
+    steps = [plugin("a", "Success"), plugin("b", "Success")]
+    requested = at("2024-05-01T10:00:00")
+    ingest(lake, [invocation("c-1", "i-1", requested, "Success", plugins=steps)])
+    # Re-fetched with one plugin fewer: the merge finds the stored plugin files to replace.
+    ingest(lake, [invocation("c-1", "i-1", requested, "Success", plugins=steps[:1])])
     snapshot = lake.snapshot()
-    assert all(Path(f).is_file() for f in snapshot.files(INVOCATIONS))
+    assert all(Path(f).is_file() for f in snapshot.files(COMMAND_PLUGINS))
     assert snapshot.dataset(INVOCATIONS).to_table().num_rows == 1
-    assert connect(lake).sql("SELECT count(*) FROM invocations").fetchall() == [(1,)]
+    with connect(lake) as con:
+        assert con.sql("SELECT count(*) FROM invocations").fetchall() == [(1,)]
+        assert con.sql("SELECT name FROM command_plugins").fetchall() == [("a",)]
