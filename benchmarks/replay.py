@@ -160,7 +160,8 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         replay: Replay = self.server.replay  # type: ignore[attr-defined]
         match = _REGION.search(self.headers.get("Authorization", ""))
-        records = replay.regions.get(match["region"] if match else "")
+        region = match["region"] if match else ""
+        records = replay.regions.get(region)
         if self.headers.get("X-Amz-Target") == _REPLAYED and records is not None:
             request = json.loads(raw)
             replay.served["follow-up" if request.get("CommandId") else "window"] += 1
@@ -168,7 +169,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {"Content-Type": "application/x-amz-json-1.1"}
         else:
             target = self.headers.get("X-Amz-Target", "")
-            key = (match["region"] if match else "", target, raw)
+            key = (region, target, raw)
             kept = replay.kept.get(key)
             if kept is not None:
                 status, headers, body = kept

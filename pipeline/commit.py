@@ -26,12 +26,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from .lake import Lake, dataset
+from .lake import Lake, data_file, dataset
 from .memory import release_free_memory
 from .schema import COMMAND_PLUGINS, COMMIT_ORDER, INGEST_RUNS, INVOCATIONS, TableSpec
 from .spool import EXPIRE, OP, UPSERT, SpooledRegion, spool_schema
@@ -360,8 +359,8 @@ def _partition_files(lake: Lake, spec: TableSpec, spooled: list[SpooledRegion]) 
     columns = [actions.column(f"partition.{c}").to_pylist() for c in spec.partition_by]
     base = lake.table_uri(spec)
     paths = actions.column("path").to_pylist()
-    return [  # a path in the log is a URL, relative to the table
-        f"{base}/{unquote(path)}"
+    return [
+        data_file(base, path)
         for path, *key in zip(paths, *columns, strict=True)
         if tuple(key) in wanted
     ]

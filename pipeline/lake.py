@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pyarrow as pa
 
@@ -374,7 +375,8 @@ class Snapshot:
         if spec.name not in self._files:
             table = self.tables[spec.name]
             root = self.lake.storage.uri(spec.name)
-            self._files[spec.name] = [] if table is None else _data_files(table, root)
+            paths = [] if table is None else _log_paths(table)
+            self._files[spec.name] = [data_file(root, path) for path in paths]
         return self._files[spec.name]
 
     def dataset(self, spec: TableSpec) -> Any:
@@ -386,18 +388,18 @@ class Snapshot:
         return dataset(self.lake.storage, spec, self.files(spec))
 
 
-def _data_files(table: Any, root: str) -> list[str]:
-    """The table's data files, named from `root` (the storage's own name of the table).
+def data_file(root: str, path: str) -> str:
+    """A data file's name, from its table's location and its path in the Delta log.
 
-    delta-rs names them from its table URL, which is percent-encoded: a lake
-    under "/srv/my lake" comes back as "/srv/my%20lake/...", which no file
-    system, pyarrow's and DuckDB's included, finds. What follows the table's
-    URL is the file's real name.
+    The log's path is a URL relative to the table, percent-encoded: "p=x%2520y"
+    for the folder "p=x%20y". (delta-rs's own file URIs encode the table's
+    location too, "/srv/my%20lake/...", which no file system finds.)
     """
-    url = table.table_uri.removeprefix("file://").rstrip("/") + "/"
-    return [
-        f"{root}/{uri[len(url) :]}" if uri.startswith(url) else uri for uri in table.file_uris()
-    ]
+    return f"{root}/{unquote(path)}"
+
+
+def _log_paths(table: Any) -> list[str]:
+    return pa.table(table.get_add_actions(flatten=True)).column("path").to_pylist()
 
 
 def _column_names(table: Any) -> set[str]:
