@@ -486,15 +486,17 @@ class _Terminated(Exception):
 def _run(args: argparse.Namespace) -> int:
     _quiet_prefect(args.verbose)
     from flows.server import early_server, prefect_api
+    from flows.startup import collector_paused
 
     # Prefect's server boots (seconds) while the configuration and AWS are checked and
     # Prefect is imported here; a refused configuration stops it before it has imported much.
     server = early_server()
     try:
-        config = _run_config(args)
-        _preflight(config)
-        from flows.nightly import flow_parameters, with_runner  # Prefect only where it runs
-        from pipeline.progress import shown
+        with collector_paused():  # the run's imports (`flows.startup`)
+            config = _run_config(args)
+            _preflight(config)
+            from flows.nightly import flow_parameters, with_runner  # Prefect where it runs
+            from pipeline.progress import shown
 
         nightly = with_runner(args.task_runner, args.dask_address, args.concurrency)
     except BaseException:

@@ -14,7 +14,6 @@ once (systemd) and PREFECT_API_URL save those seconds every night.
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import os
 import signal
 import socket
@@ -24,6 +23,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 _PR_SET_PDEATHSIG = 1
 SERVER_SETTINGS = {
@@ -41,6 +41,17 @@ SERVER_SETTINGS = {
     "PREFECT_SERVER_SERVICES_DB_VACUUM_ENABLED": "events,flow_runs",
     "PREFECT_SERVER_SERVICES_DB_VACUUM_RETENTION_PERIOD": str(30 * 86400),
 }
+
+
+def prefect_app() -> Any:
+    """uvicorn's app factory, in the server process: Prefect's own app, built with the
+    collector paused (`flows.startup`)."""
+    from flows.startup import collector_paused
+
+    with collector_paused():
+        from prefect.server.api.server import create_app
+
+        return create_app()
 
 
 def _die_with_parent() -> None:
@@ -73,14 +84,14 @@ class LocalServer:
     """Prefect's API server in a child process that dies with this one."""
 
     def __init__(self) -> None:
-        spec = importlib.util.find_spec("prefect")
-        assert spec is not None and spec.origin is not None
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}/api"
         command = [
-            sys.executable, "-m", "uvicorn",
-            "--app-dir", str(Path(spec.origin).parent.parent),
-            "--factory", "prefect.server.api.server:create_app",
+            # -P: the working directory, which may hold a user's own `flows`, is not searched;
+            # the app directory is where this package lives.
+            sys.executable, "-P", "-m", "uvicorn",
+            "--app-dir", str(Path(__file__).resolve().parent.parent),
+            "--factory", "flows.server:prefect_app",
             "--host", "127.0.0.1", "--port", str(self.port),
             "--log-level", "error", "--lifespan", "on",
         ]  # fmt: skip

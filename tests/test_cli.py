@@ -111,6 +111,28 @@ def test_run_refuses_a_non_empty_directory_that_is_not_a_lake(capsys, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["precious.txt"]
 
 
+def test_a_run_checks_and_imports_with_the_collector_paused(capsys, monkeypatch, tmp_path):
+    """`flows.startup`: the collector is paused while a run loads, and resumed after, even
+    when the configuration is refused."""
+    import gc
+
+    from flows import cli
+    from pipeline.errors import ConfigError
+
+    seen: list[bool] = []
+
+    def refused(args: argparse.Namespace) -> None:
+        seen.append(gc.isenabled())
+        raise ConfigError("refused here")
+
+    monkeypatch.setattr(cli, "_run_config", refused)
+    monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")  # no server is started
+    lake = str(tmp_path / "lake")
+    err = _one_line_error(capsys, ["run", "--lake", lake, "--regions", "us-east-1"])
+    assert "refused here" in err
+    assert seen == [False] and gc.isenabled()
+
+
 def test_usage_errors_are_one_line_exit_2(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "--lake", "x"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ import time
 from urllib.parse import urlparse
 
 import httpx
+import pytest
 
 SCRIPT = """
 import time
@@ -28,10 +30,20 @@ def _port_open(port: int) -> bool:
 
 
 def test_the_temporary_server_dies_with_a_sigkilled_parent(tmp_path):
+    """It also starts from this package's own code, wherever the run is started: a user's
+    working directory may hold a `flows` package of its own."""
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    theirs = tmp_path / "work" / "flows"
+    theirs.mkdir(parents=True)
+    (theirs / "__init__.py").write_text("raise SystemExit('a user project of the same name')\n")
+    (theirs / "server.py").write_text("raise SystemExit('a user project of the same name')\n")
     parent = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-P", "-c", SCRIPT],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=theirs.parent,
     )
     try:
         url = parent.stdout.readline().strip()
@@ -111,3 +123,40 @@ def test_the_console_script_runs_exit_handlers_and_flushes_before_it_ends():
     assert done.returncode == 2
     assert done.stdout == "exit handler ran\n"
     assert done.stderr.startswith("ssm-etl: error: --location") and done.stderr.count("\n") == 1
+
+
+def test_the_server_builds_prefect_s_app_with_the_collector_paused(monkeypatch):
+    """The factory uvicorn calls builds Prefect's app with the cyclic collector paused
+    (`flows.startup`), and resumes it, with what was built frozen."""
+    import prefect.server.api.server as prefect_server
+
+    from flows.server import prefect_app
+
+    seen: list[bool] = []
+    app = object()
+
+    def create_app() -> object:
+        seen.append(gc.isenabled())
+        return app
+
+    monkeypatch.setattr(prefect_server, "create_app", create_app)
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    assert prefect_app() is app
+    assert seen == [False]
+    assert gc.isenabled() and gc.get_freeze_count() > frozen
+
+
+def test_a_paused_collector_stays_off_if_it_was_off_and_resumes_after_an_error():
+    from flows.startup import collector_paused
+
+    gc.disable()
+    try:
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(ImportError), collector_paused():
+        raise ImportError("a module that failed to load")
+    assert gc.isenabled()
