@@ -86,6 +86,7 @@ class LocalServer:
     def __init__(self) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}/api"
+        self.answered = False
         command = [
             # -P: the working directory, which may hold a user's own `flows`, is not searched;
             # the app directory is where this package lives.
@@ -122,6 +123,7 @@ class LocalServer:
                     raise RuntimeError(f"the Prefect server exited with code {code}")
                 try:
                     if _listening(self.port) and client.get(f"{self.url}/health").is_success:
+                        self.answered = True
                         return self.url
                 except httpx.HTTPError:
                     pass
@@ -130,6 +132,17 @@ class LocalServer:
                 time.sleep(0.02)
 
     def stop(self) -> None:
+        """End the server: gracefully once it has served the run, at once before that.
+
+        A run refused early (a bad region, unreachable AWS) stops a server that is still
+        loading Prefect, and uvicorn, once it has taken over the signals, would finish
+        loading before it honoured SIGTERM: seconds for nothing. Nothing has been asked
+        of it yet, so it is killed.
+        """
+        if not self.answered:
+            self.process.kill()
+            self.process.wait()
+            return
         self.process.terminate()
         try:
             self.process.wait(timeout=10)

@@ -160,3 +160,21 @@ def test_a_paused_collector_stays_off_if_it_was_off_and_resumes_after_an_error()
     with pytest.raises(ImportError), collector_paused():
         raise ImportError("a module that failed to load")
     assert gc.isenabled()
+
+
+def test_a_server_is_killed_if_it_has_not_answered_yet_and_ended_gracefully_if_it_has(
+    tmp_path, monkeypatch
+):
+    """A run refused early stops a server still loading Prefect: uvicorn, holding the
+    signals by then, would finish loading before it honoured SIGTERM."""
+    from flows.server import LocalServer
+
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
+    early = LocalServer()
+    early.stop()
+    assert early.process.returncode == -signal.SIGKILL
+    served = LocalServer()
+    url = served.wait()
+    assert httpx.get(f"{url}/health", timeout=5).status_code == 200
+    served.stop()
+    assert served.process.returncode in (0, -signal.SIGTERM)
