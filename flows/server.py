@@ -25,6 +25,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from flows.startup import collector_paused
+
 _PR_SET_PDEATHSIG = 1
 SERVER_SETTINGS = {
     "PREFECT_UI_ENABLED": "false",
@@ -46,8 +48,6 @@ SERVER_SETTINGS = {
 def prefect_app() -> Any:
     """uvicorn's app factory, in the server process: Prefect's own app, built with the
     collector paused (`flows.startup`)."""
-    from flows.startup import collector_paused
-
     with collector_paused():
         from prefect.server.api.server import create_app
 

@@ -374,7 +374,7 @@ class Snapshot:
         """The data files of the table at this version (absolute paths or `s3://` URLs)."""
         if spec.name not in self._files:
             table = self.tables[spec.name]
-            root = self.lake.storage.uri(spec.name)
+            root = self.lake.table_uri(spec)
             paths = [] if table is None else _log_paths(table)
             self._files[spec.name] = [data_file(root, path) for path in paths]
         return self._files[spec.name]
