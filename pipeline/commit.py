@@ -13,6 +13,10 @@ What a batch commit guarantees:
   rewritten). A re-fetched invocation replaces the stored one, and so do its
   plugins: plugin rows its new state no longer has are deleted in the same
   transaction. Which state is newer follows commit order, never a clock.
+  Where none of the partitions a table's write reaches holds a file yet, there
+  is nothing to merge with: the rows are written as files and committed by
+  `pipeline.append`, which holds a row group at a time where a merge would hold
+  the whole source.
 - A region is in a table entirely or not at all: its rows are in one batch.
 - The ledger rows, which carry each region's new watermark, commit last; a
   run killed before that re-reads the same window next time, and the merges
@@ -30,6 +34,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as ds
 
+from .append import append_rows, path_safe
 from .lake import Lake, data_file, dataset
 from .memory import release_free_memory
 from .schema import COMMAND_PLUGINS, COMMIT_ORDER, INGEST_RUNS, INVOCATIONS, TableSpec
@@ -58,13 +63,24 @@ _READ_BATCH = 1024
 holds while it writes grows with what it is handed ahead of the writer."""
 
 
-def metadata(run_id: str, operation: str, regions: list[tuple[str, str]] | None = None) -> Any:
-    """What every commit of ssm-etl records in Delta's commitInfo (`ssm-etl history` reads it)."""
+def metadata(
+    run_id: str,
+    operation: str,
+    regions: list[tuple[str, str]] | None = None,
+    *,
+    rows_added: int | None = None,
+) -> Any:
+    """What every commit of ssm-etl records in Delta's commitInfo (`ssm-etl history` reads it).
+
+    `rows_added`: for a commit of files (`pipeline.append`), whose operation metrics
+    delta-rs leaves empty."""
     from deltalake import CommitProperties
 
     info: dict[str, Any] = {"run_id": run_id, "operation": operation}
     if regions is not None:
         info["regions"] = [list(r) for r in regions]
+    if rows_added is not None:
+        info["rows_added"] = rows_added
     return CommitProperties(custom_metadata={"ssm_etl": info})
 
 
@@ -208,13 +224,24 @@ class Committer:
         stale: pa.Table | None = None,
     ) -> None:
         source = self._source(spec, files)
+        table = self.lake.table(spec)
+        touched = _touched(spec, spooled)
+        if _new_partitions(self.lake, spec, touched):
+            rows = append_rows(
+                self.lake,
+                spec,
+                table,
+                source,
+                lambda added: metadata(self.run_id, "ingest", regions, rows_added=added),
+            )
+            log.debug("%s: %d rows into new partitions", spec.name, rows)
+            return
         if stale is not None:
             source = _chain(source, iter(stale.to_batches()))
         reader = pa.RecordBatchReader.from_batches(spool_schema(spec), source)
-        table = self.lake.table(spec)
         merger = table.merge(
             reader,
-            predicate=_predicate(spec, spooled),
+            predicate=_predicate(spec, touched),
             source_alias="s",
             target_alias="t",
             writer_properties=writer_properties(),
@@ -310,13 +337,25 @@ def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _predicate(spec: TableSpec, spooled: list[SpooledRegion]) -> str:
-    """The merge condition: the key, and the batch's partitions as literals (file pruning)."""
-    key = " AND ".join(f"t.{c} = s.{c}" for c in spec.key)
-    touched = [s for s in spooled if spec.name in s.files or spec.name in s.snapshots]
+def _touched(spec: TableSpec, spooled: list[SpooledRegion]) -> list[SpooledRegion]:
+    """The regions whose partitions of `spec` a batch's write reaches (plugins: with their
+    invocations, whose re-fetch replaces the plugin rows)."""
     if spec is COMMAND_PLUGINS:
-        touched = [s for s in spooled if s.files.keys() & {spec.name, INVOCATIONS.name}]
+        return [s for s in spooled if s.files.keys() & {spec.name, INVOCATIONS.name}]
+    return [s for s in spooled if spec.name in s.files or spec.name in s.snapshots]
+
+
+def _predicate(spec: TableSpec, touched: list[SpooledRegion]) -> str:
+    """The merge condition: the key, and the touched partitions as literals (file pruning)."""
+    key = " AND ".join(f"t.{c} = s.{c}" for c in spec.key)
     return f"{_partitions(spec, touched)} AND {key}"
+
+
+def _new_partitions(lake: Lake, spec: TableSpec, touched: list[SpooledRegion]) -> bool:
+    """Whether no partition the write reaches holds a file yet: then a merge could only
+    insert, and `pipeline.append` writes the rows with far less memory."""
+    values = [v for s in touched for v in (s.account_id, s.region, *_months(spec, s))]
+    return path_safe(values) and not _partition_files(lake, spec, touched)
 
 
 def _partitions(spec: TableSpec, spooled: list[SpooledRegion]) -> str:

@@ -34,8 +34,13 @@ HISTORY_SCHEMA = pa.schema(
 _SHOWN_REGIONS = 3
 
 
-def _rows(metrics: dict[str, Any]) -> tuple[int | None, int | None, int | None]:
-    """(added, updated, deleted) from a commit's operationMetrics, whatever the operation."""
+def _rows(
+    metrics: dict[str, Any], info: dict[str, Any]
+) -> tuple[int | None, int | None, int | None]:
+    """(added, updated, deleted) from a commit's operationMetrics, whatever the operation;
+    a commit of files written by `pipeline.append` has none, and records its rows itself."""
+    if "rows_added" in info and not metrics:  # new partitions: rows added, none changed
+        return info["rows_added"], 0, 0
     added = metrics.get("num_target_rows_inserted", metrics.get("num_added_rows"))
     updated = metrics.get("num_target_rows_updated")
     deleted = metrics.get("num_target_rows_deleted", metrics.get("num_deleted_rows"))
@@ -61,7 +66,7 @@ def history(lake: Any, limit: int | None = None) -> pa.Table:
         for entry in lake.table(spec).history(limit):
             info = entry.get("ssm_etl") or {}
             accounts, regions = _regions(info.get("regions"))
-            added, updated, deleted = _rows(entry.get("operationMetrics") or {})
+            added, updated, deleted = _rows(entry.get("operationMetrics") or {}, info)
             rows.append(
                 {
                     "committed_at": entry["timestamp"],
