@@ -195,7 +195,9 @@ def append_rows(
         files = _Files(data, Path(folder))
         for batch in batches:
             rows = pa.Table.from_batches([batch])
-            rows = rows.filter(pc.equal(rows.column(OP), UPSERT))
+            upserts = pc.equal(rows.column(OP), UPSERT)
+            if not pc.all(upserts).as_py():  # plugins never carry marks: no copy for them
+                rows = rows.filter(upserts)
             for key, part in _partitions(rows, partition_by):
                 files.add(key, _cast(part, data))
         written = files.close()
@@ -233,10 +235,11 @@ def _partitions(
     """`rows` split by their partition values (a spooled batch is almost always one)."""
     if not rows.num_rows:
         return
-    keys = rows.select(list(partition_by)).group_by(list(partition_by)).aggregate([])
-    if keys.num_rows == 1:
-        yield tuple(keys.column(c)[0].as_py() for c in partition_by), rows
+    bounds = [pc.min_max(rows.column(c)) for c in partition_by]
+    if all(b["min"] == b["max"] for b in bounds):  # one partition: no grouping to pay for
+        yield tuple(b["min"].as_py() for b in bounds), rows
         return
+    keys = rows.select(list(partition_by)).group_by(list(partition_by)).aggregate([])
     for key in keys.to_pylist():
         mask = None
         for column in partition_by:

@@ -34,7 +34,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from .append import append_rows, path_safe
+from .append import ROW_GROUP_ROWS, append_rows, path_safe
 from .lake import Lake, data_file, dataset
 from .memory import release_free_memory
 from .schema import COMMAND_PLUGINS, COMMIT_ORDER, INGEST_RUNS, INVOCATIONS, TableSpec
@@ -60,7 +60,8 @@ the largest commit is about the same size at both. A night of 20,000 small regio
 (a few hundred invocations each) still commits in tens of batches."""
 _READ_BATCH = 1024
 """Rows per batch the merge is fed, read one file and one batch at a time: what delta-rs
-holds while it writes grows with what it is handed ahead of the writer."""
+holds while it writes grows with what it is handed ahead of the writer. `pipeline.append`
+holds one batch per partition at most, and is fed a row group per batch."""
 
 
 def metadata(
@@ -207,12 +208,14 @@ class Committer:
             for relative in files:
                 self.lake.storage.delete_tree(relative.rsplit("/", 1)[0])
 
-    def _source(self, spec: TableSpec, files: list[str]) -> Iterator[pa.RecordBatch]:
+    def _source(
+        self, spec: TableSpec, files: list[str], batch_size: int = _READ_BATCH
+    ) -> Iterator[pa.RecordBatch]:
         storage = self.lake.storage
         paths = [storage.fs_path(storage.uri(f)) for f in files]
         spooled = ds.dataset(paths, schema=spool_schema(spec), filesystem=storage.fs)
         yield from spooled.to_batches(
-            batch_size=_READ_BATCH, batch_readahead=0, fragment_readahead=1, use_threads=False
+            batch_size=batch_size, batch_readahead=0, fragment_readahead=1, use_threads=False
         )
 
     def _write(
@@ -223,7 +226,6 @@ class Committer:
         regions: list[tuple[str, str]],
         stale: pa.Table | None = None,
     ) -> None:
-        source = self._source(spec, files)
         table = self.lake.table(spec)
         touched = _touched(spec, spooled)
         if _new_partitions(self.lake, spec, touched):
@@ -231,11 +233,12 @@ class Committer:
                 self.lake,
                 spec,
                 table,
-                source,
+                self._source(spec, files, ROW_GROUP_ROWS),  # a row group per batch
                 lambda added: metadata(self.run_id, "ingest", regions, rows_added=added),
             )
             log.debug("%s: %d rows into new partitions", spec.name, rows)
             return
+        source = self._source(spec, files)
         if stale is not None:
             source = _chain(source, iter(stale.to_batches()))
         reader = pa.RecordBatchReader.from_batches(spool_schema(spec), source)
