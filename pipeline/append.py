@@ -42,7 +42,7 @@ from .schema import TableSpec
 from .spool import OP, UPSERT
 
 ROW_GROUP_ROWS = 8192
-"""As `commit.writer_properties`: the rows a partition buffers before a row group is written."""
+"""Rows per row group of the lake's files: these, and delta-rs's (`commit.writer_properties`)."""
 STATS_COLUMNS = 32
 """Delta's `dataSkippingNumIndexedCols` default: statistics for the first 32 data columns."""
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9_.-]+")

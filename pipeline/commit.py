@@ -89,7 +89,9 @@ def writer_properties() -> Any:
     from deltalake import WriterProperties
 
     # Small row groups keep the writer's buffers (and so the committer's memory) bounded.
-    return WriterProperties(compression="ZSTD", max_row_group_size=8192, write_batch_size=1024)
+    return WriterProperties(
+        compression="ZSTD", max_row_group_size=ROW_GROUP_ROWS, write_batch_size=1024
+    )
 
 
 @dataclass
@@ -228,7 +230,7 @@ class Committer:
     ) -> None:
         table = self.lake.table(spec)
         touched = _touched(spec, spooled)
-        if _new_partitions(self.lake, spec, touched):
+        if _new_partitions(self.lake, table, spec, touched):
             rows = append_rows(
                 self.lake,
                 spec,
@@ -292,7 +294,7 @@ class Committer:
             scope = [s for s in spooled if s.files.get(INVOCATIONS.name)]
         else:
             scope = [s for s in spooled if spec.name in s.snapshots]
-        targets = _partition_files(self.lake, spec, scope)
+        targets = _partition_files(self.lake, self.lake.table(spec), spec, scope)
         if not targets:
             return schema.empty_table()
         keys = ", ".join(spec.key)
@@ -354,11 +356,11 @@ def _predicate(spec: TableSpec, touched: list[SpooledRegion]) -> str:
     return f"{_partitions(spec, touched)} AND {key}"
 
 
-def _new_partitions(lake: Lake, spec: TableSpec, touched: list[SpooledRegion]) -> bool:
+def _new_partitions(lake: Lake, table: Any, spec: TableSpec, touched: list[SpooledRegion]) -> bool:
     """Whether no partition the write reaches holds a file yet: then a merge could only
     insert, and `pipeline.append` writes the rows with far less memory."""
     values = [v for s in touched for v in (s.account_id, s.region, *_months(spec, s))]
-    return path_safe(values) and not _partition_files(lake, spec, touched)
+    return path_safe(values) and not _partition_files(lake, table, spec, touched)
 
 
 def _partitions(spec: TableSpec, spooled: list[SpooledRegion]) -> str:
@@ -388,14 +390,16 @@ def _months(spec: TableSpec, region: SpooledRegion) -> set[str]:
     return months
 
 
-def _partition_files(lake: Lake, spec: TableSpec, spooled: list[SpooledRegion]) -> list[str]:
+def _partition_files(
+    lake: Lake, table: Any, spec: TableSpec, spooled: list[SpooledRegion]
+) -> list[str]:
     """The stored data files of `spec` in the regions' partitions (their months, if monthly)."""
     wanted: set[tuple[str, ...]] = (
         {(s.account_id, s.region) for s in spooled}
         if spec.month_from is None
         else {(s.account_id, s.region, m) for s in spooled for m in _months(spec, s)}
     )
-    actions = pa.table(lake.table(spec).get_add_actions(flatten=True))
+    actions = pa.table(table.get_add_actions(flatten=True))
     if not actions.num_rows or not wanted:
         return []
     columns = [actions.column(f"partition.{c}").to_pylist() for c in spec.partition_by]

@@ -67,6 +67,12 @@ def _adds(table_path: Path) -> dict[tuple, dict]:
     return adds
 
 
+def _pairs(lake: Lake, spec, column: str) -> list[tuple]:
+    """(command id, `column`) of every stored row, sorted."""
+    stored = lake.table(spec).to_pyarrow_table()
+    return sorted(zip(stored["command_id"].to_pylist(), stored[column].to_pylist(), strict=True))
+
+
 def _operations(lake: Lake, spec) -> list[str]:
     return [e["operation"] for e in lake.table(spec).history() if "ssm_etl" in e]
 
@@ -121,18 +127,12 @@ def test_a_partition_that_holds_a_file_is_merged_and_new_months_are_written(tmp_
     ingest(lake, [invocation("c-3", "i-1", april, "Success", plugins=steps)], run_id="run-3")
     for spec in (INVOCATIONS, COMMAND_PLUGINS):
         assert _operations(lake, spec) == ["WRITE", "MERGE", "WRITE"], spec.name
-    invocations = lake.table(INVOCATIONS).to_pyarrow_table().sort_by("command_id")
-    assert list(
-        zip(invocations["command_id"].to_pylist(), invocations["status"].to_pylist(), strict=True)
-    ) == [
+    assert _pairs(lake, INVOCATIONS, "status") == [
         ("c-1", "Success"),
         ("c-2", "Success"),
         ("c-3", "Success"),
     ]
-    plugins = lake.table(COMMAND_PLUGINS).to_pyarrow_table()
-    assert sorted(
-        zip(plugins["command_id"].to_pylist(), plugins["name"].to_pylist(), strict=True)
-    ) == [
+    assert _pairs(lake, COMMAND_PLUGINS, "name") == [
         ("c-1", "a"),
         ("c-2", "a"),
         ("c-2", "b"),
